@@ -1,0 +1,93 @@
+"""One place for each fact shared by the stack, the handlers, the local twin and the tests.
+
+Nothing here touches AWS or the environment: it is safe to import from anywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- DynamoDB table -------------------------------------------------------------------------
+PK: Final = "pk"
+SK: Final = "sk"
+TTL_ATTRIBUTE: Final = "expires_at"
+
+# Sparse GSI over rollout items: partition = rollout state, sort = start time.
+GSI_BY_STATE: Final = "by-state"
+GSI_BY_STATE_PK: Final = "gsi_state"
+GSI_BY_STATE_SK: Final = "started_at"
+
+# Sparse GSI over invocation items: one node's history across rollouts.
+GSI_BY_INSTANCE: Final = "by-instance"
+GSI_BY_INSTANCE_PK: Final = "instance_id"
+GSI_BY_INSTANCE_SK: Final = "requested_at"
+
+# Sparse GSI over rollout items: partition = spec name, sort = start time (dev-before-prod checks, `list --spec`).
+GSI_BY_SPEC: Final = "by-spec"
+GSI_BY_SPEC_PK: Final = "spec_name"
+GSI_BY_SPEC_SK: Final = "started_at"
+
+# --- SSM limits (shared/seeds: SendCommand, ListCommandInvocations) -------------------------
+MAX_IDS_PER_COMMAND: Final = 50
+MAX_COMMENT_LENGTH: Final = 100
+MAX_LIST_INVOCATIONS_PAGE: Final = 50
+MIN_TIMEOUT_SECONDS: Final = 30
+MAX_TIMEOUT_SECONDS: Final = 2_592_000
+# Instance IDs per plan shard item: 500 ids * ~20 bytes keeps each item far below DynamoDB's 400 KB.
+SHARD_SIZE: Final = 500
+# DynamoDB TransactWriteItems accepts at most 100 items.
+MAX_TRANSACTION_ITEMS: Final = 100
+
+# --- SSM events ------------------------------------------------------------------------------
+SSM_EVENT_SOURCE: Final = "aws.ssm"
+DETAIL_TYPE_COMMAND: Final = "EC2 Command Status-change Notification"
+DETAIL_TYPE_INVOCATION: Final = "EC2 Command Invocation Status-change Notification"
+SSM_STATUS_EVENT_PATTERN: Final = {
+    "source": [SSM_EVENT_SOURCE],
+    "detail-type": [DETAIL_TYPE_COMMAND, DETAIL_TYPE_INVOCATION],
+}
+# SendCommand NotificationConfig: per-invocation messages, every status change.
+SNS_NOTIFICATION_TYPE: Final = "Invocation"
+SNS_NOTIFICATION_EVENTS: Final = ("All",)
+
+# CloudWatch alarm state changes (auto-remediation).
+CLOUDWATCH_EVENT_SOURCE: Final = "aws.cloudwatch"
+DETAIL_TYPE_ALARM: Final = "CloudWatch Alarm State Change"
+ALARM_EVENT_PATTERN: Final = {
+    "source": [CLOUDWATCH_EVENT_SOURCE],
+    "detail-type": [DETAIL_TYPE_ALARM],
+    "detail": {"state": {"value": ["ALARM"]}},
+}
+
+# --- fleetwave's own events --------------------------------------------------------------------
+FLEETWAVE_EVENT_SOURCE: Final = "fleetwave"
+COMMENT_PREFIX: Final = "fleetwave"
+
+# --- Names of the resources (the stack and the local twin use the same ones) -----------------
+RESOURCE_PREFIX: Final = "fleetwave"
+TABLE_NAME: Final = "fleetwave-ledger"
+STATUS_TOPIC_NAME: Final = "fleetwave-ssm-status"
+SUMMARY_TOPIC_NAME: Final = "fleetwave-summaries"
+STATUS_QUEUE_NAME: Final = "fleetwave-status"
+STATUS_DLQ_NAME: Final = "fleetwave-status-dlq"
+EVENT_BUS_NAME: Final = "fleetwave"
+SCHEDULER_GROUP_NAME: Final = "fleetwave"
+STATUS_RULE_NAME: Final = "fleetwave-ssm-status"
+
+# Lambda functions: logical name -> handler path inside the functions/ asset.
+HANDLERS: Final = {
+    "start_rollout": "fleetwave.handlers.start_rollout.handler",
+    "track_status": "fleetwave.handlers.track_status.handler",
+    "advance_wave": "fleetwave.handlers.advance_wave.handler",
+    "reconcile": "fleetwave.handlers.reconcile.handler",
+    "cancel_rollout": "fleetwave.handlers.cancel_rollout.handler",
+    "notify": "fleetwave.handlers.notify.handler",
+    "remediate": "fleetwave.handlers.remediate.handler",
+}
+
+# Reconciler cadence and how long an open invocation may go without news before it is polled.
+RECONCILE_EVERY_MINUTES: Final = 5
+STALE_AFTER_SECONDS: Final = 300
+# A dispatch intent younger than this is not re-sent when ListCommands does not show it yet
+# (ListCommands is eventually consistent).
+DISPATCH_CONSISTENCY_WINDOW_SECONDS: Final = 120

@@ -1,0 +1,36 @@
+"""Start a rollout from a spec (the CLI invokes it synchronously; Scheduler invokes it for scheduled specs)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from fleetwave.core.spec import SpecError, parse_spec
+from fleetwave.errors import SpecRejectedError
+from fleetwave.observability import logger, metrics, tracer
+from fleetwave.service.deps import Deps, default_deps
+from fleetwave.service.start import start_rollout
+
+
+class StartRequest(BaseModel):
+    trigger: Literal["cli", "schedule", "remediation", "twin"] = "cli"
+    spec: dict[str, Any]
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
+    request = StartRequest.model_validate(event)
+    try:
+        spec = parse_spec(request.spec)
+        result = start_rollout(deps or default_deps(), spec, trigger=request.trigger)
+    except (SpecError, SpecRejectedError) as error:
+        # Rejections are answers, not failures: the caller shows them; a retry would be rejected again.
+        logger.warning("rollout rejected: %s", error)
+        metrics.add_metric(name="RolloutsRejected", unit="Count", value=1)
+        return {"rejected": True, "problems": error.problems}
+    metrics.add_metric(name="RolloutsStarted", unit="Count", value=1)
+    return result.as_dict()

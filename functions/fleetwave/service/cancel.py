@@ -1,0 +1,24 @@
+"""Operator cancellation: stop a rollout, cancel its in-flight commands, keep recording what really happens."""
+
+from __future__ import annotations
+
+from fleetwave.core.model import Rollout, RolloutState
+from fleetwave.errors import ConflictError
+from fleetwave.service.deps import Deps
+from fleetwave.service.rollouts import settle
+
+
+def cancel_rollout(deps: Deps, rollout_id: str, reason: str = "cancelled by operator") -> Rollout:
+    """Idempotent: cancelling an ended rollout changes nothing and returns it as it is."""
+    for _ in range(3):
+        rollout = deps.ledger.get_rollout(rollout_id)
+        if rollout.state.is_terminal:
+            return rollout
+        try:
+            deps.ledger.halt(rollout, RolloutState.CANCELLED, reason, deps.now())
+        except ConflictError:
+            continue
+        if rollout.state is RolloutState.BAKING:
+            deps.timers.cancel(deps.timers.name_for(rollout_id, rollout.current_wave + 1))
+        break
+    return settle(deps, rollout_id)

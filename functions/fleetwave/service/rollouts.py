@@ -1,0 +1,237 @@
+"""Carrying out the engine's decisions: load the ledger, call fleetwave.core.engine, act with conditional writes.
+
+Every action is safe to repeat and safe to race: a conditional write decides who acts, the loser re-reads.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from fleetwave.adapters.aws import error_code
+from fleetwave.adapters.ssm import CommandRequest
+from fleetwave.constants import COMMENT_PREFIX, DISPATCH_CONSISTENCY_WINDOW_SECONDS, MAX_COMMENT_LENGTH
+from fleetwave.core.engine import (
+    Action,
+    CancelCommands,
+    DispatchChunk,
+    Finish,
+    Halt,
+    Postpone,
+    StartBake,
+    StartWave,
+    chunk_bounds,
+    decide,
+    decide_wave_start,
+    intent_is_stale,
+)
+from fleetwave.core.model import Chunk, ChunkState, Rollout, RolloutState, Wave
+from fleetwave.core.spec import RolloutSpec
+from fleetwave.errors import ConflictError, RetryLaterError
+from fleetwave.observability import metrics
+from fleetwave.service.deps import Deps
+
+logger = Logger(child=True)
+
+# SendCommand errors that no retry can fix: the rollout fails instead of looping.
+_FATAL_SEND_ERRORS = frozenset(
+    {
+        "InvalidDocument",
+        "InvalidDocumentVersion",
+        "InvalidParameters",
+        "AccessDeniedException",
+        "InvalidRole",
+        "InvalidNotificationConfig",
+        "InvalidOutputFolder",
+        "UnsupportedPlatformType",
+    }
+)
+_MAX_ROUNDS = 50
+
+
+def chunk_comment(rollout_id: str, wave: int, chunk: int, user_comment: str | None = None) -> str:
+    """``fleetwave:<rollout>:<wave>:<chunk>`` (what a retry searches ListCommands for), then the user's comment."""
+    marker = f"{COMMENT_PREFIX}:{rollout_id}:{wave}:{chunk}"
+    if user_comment:
+        marker = f"{marker} {user_comment}"
+    return marker[:MAX_COMMENT_LENGTH]
+
+
+@lru_cache(maxsize=64)
+def _spec_from_json(spec_json: str) -> RolloutSpec:
+    return RolloutSpec.model_validate(json.loads(spec_json))
+
+
+def load_spec(deps: Deps, rollout_id: str) -> RolloutSpec:
+    return _spec_from_json(deps.ledger.get_spec_json(rollout_id))
+
+
+def settle(deps: Deps, rollout_id: str) -> Rollout:
+    """Decide and act until the rollout has nothing more to do right now; returns its latest state."""
+    rollout = deps.ledger.get_rollout(rollout_id)
+    for _ in range(_MAX_ROUNDS):
+        wave = deps.ledger.get_wave(rollout_id, rollout.current_wave)
+        chunks = deps.ledger.get_chunks(rollout_id, rollout.current_wave)
+        actions = decide(rollout, wave, chunks, deps.now())
+        if not actions:
+            return rollout
+        execute(deps, rollout, wave, chunks, actions)
+        rollout = deps.ledger.get_rollout(rollout_id)
+    logger.warning("settle stopped after %d rounds", _MAX_ROUNDS, extra={"rollout_id": rollout_id})
+    return rollout
+
+
+def execute(deps: Deps, rollout: Rollout, wave: Wave | None, chunks: list[Chunk], actions: list[Action]) -> None:
+    for action in actions:
+        try:
+            _execute_one(deps, rollout, wave, chunks, action)
+        except ConflictError:
+            # Somebody else acted first (another batch, a retry, the reconciler): re-read and decide again.
+            logger.info(
+                "lost a race on %s; re-reading", type(action).__name__, extra={"rollout_id": rollout.rollout_id}
+            )
+            return
+
+
+def _execute_one(deps: Deps, rollout: Rollout, wave: Wave | None, chunks: list[Chunk], action: Action) -> None:
+    now = deps.now()
+    match action:
+        case DispatchChunk():
+            assert wave is not None
+            dispatch_chunk(deps, rollout, wave, action)
+        case CancelCommands(command_ids=command_ids):
+            for command_id in command_ids:
+                deps.ssm.cancel_command(command_id)
+            deps.ledger.mark_cancel_requested(rollout.rollout_id, [c for c in chunks if c.command_id in command_ids])
+            logger.info("cancel requested", extra={"rollout_id": rollout.rollout_id, "commands": list(command_ids)})
+        case Halt(reason=reason, state=state):
+            deps.ledger.halt(rollout, state, reason, now)
+            metrics.add_metric(name="RolloutsHalted", unit="Count", value=1)
+            logger.warning("rollout %s: %s", state.value, reason, extra={"rollout_id": rollout.rollout_id})
+        case StartBake(completed_wave=completed, next_wave=next_wave, until=until):
+            deps.ledger.begin_bake(rollout.rollout_id, completed, until, now)
+            logger.info(
+                "wave %d complete; baking until %s",
+                completed,
+                until.isoformat(),
+                extra={"rollout_id": rollout.rollout_id},
+            )
+            if until <= now:
+                advance(deps, rollout.rollout_id, next_wave)
+            else:
+                deps.timers.fire_at(
+                    deps.timers.name_for(rollout.rollout_id, next_wave),
+                    until,
+                    {"rollout_id": rollout.rollout_id, "wave": next_wave},
+                )
+        case Postpone(wave=next_wave, until=until, reason=reason):
+            deps.ledger.postpone(rollout.rollout_id, next_wave, until, reason)
+            deps.timers.fire_at(
+                deps.timers.name_for(rollout.rollout_id, next_wave, f"-{int(until.timestamp())}"),
+                until,
+                {"rollout_id": rollout.rollout_id, "wave": next_wave},
+            )
+            logger.info("wave %d postponed: %s", next_wave, reason, extra={"rollout_id": rollout.rollout_id})
+        case StartWave(wave=index):
+            deps.ledger.start_wave(rollout.rollout_id, index, now)
+            metrics.add_metric(name="WavesStarted", unit="Count", value=1)
+            logger.info("wave %d started", index, extra={"rollout_id": rollout.rollout_id})
+        case Finish(state=state, reason=reason):
+            deps.ledger.finish(rollout.rollout_id, rollout.current_wave, state, now, reason)
+            metrics.add_metric(name=f"Rollouts{state.value.title().replace('_', '')}", unit="Count", value=1)
+            logger.info("rollout finished: %s", state.value, extra={"rollout_id": rollout.rollout_id})
+
+
+def advance(deps: Deps, rollout_id: str, wave_index: int) -> Rollout:
+    """Start wave ``wave_index`` if the gates allow it (invariant 3), then settle. Safe to call twice."""
+    rollout = deps.ledger.get_rollout(rollout_id)
+    spec = load_spec(deps, rollout_id)
+    alarm_states = deps.gates.alarm_states(list(rollout.alarm_gates)) if rollout.alarm_gates else {}
+    closed = deps.gates.closed_calendars(spec.calendars) if spec.calendars else []
+    actions = decide_wave_start(rollout, wave_index, deps.now(), alarm_states=alarm_states, closed_calendars=closed)
+    execute(deps, rollout, None, [], actions)
+    return settle(deps, rollout_id)
+
+
+def dispatch_chunk(deps: Deps, rollout: Rollout, wave: Wave, action: DispatchChunk) -> None:
+    """Invariant 1: record the intent, then send; a retry finds the command by its Comment before re-sending."""
+    start, end = chunk_bounds(action.chunk, wave.size)
+    instance_ids = deps.ledger.get_wave_targets(rollout.rollout_id, wave.index, start, end)
+    spec = load_spec(deps, rollout.rollout_id)
+    chunk = Chunk(
+        wave=wave.index,
+        index=action.chunk,
+        instance_ids=tuple(instance_ids),
+        state=ChunkState.INTENT,
+        max_concurrency=action.max_concurrency,
+        requested_at=deps.now(),
+    )
+    comment = chunk_comment(rollout.rollout_id, wave.index, action.chunk, spec.comment)
+    deps.ledger.claim_chunk(rollout, wave.index, chunk, comment, deps.now())
+    _send(deps, rollout, spec, chunk, comment, action.max_errors)
+
+
+def _send(deps: Deps, rollout: Rollout, spec: RolloutSpec, chunk: Chunk, comment: str, max_errors: int) -> None:
+    settings = deps.settings
+    request = CommandRequest(
+        document_name=rollout.document_name,
+        document_version=rollout.document_version,
+        document_hash=rollout.document_hash,
+        instance_ids=chunk.instance_ids,
+        parameters=spec.document.parameters,
+        comment=comment,
+        max_concurrency=chunk.max_concurrency,
+        max_errors=max_errors,
+        timeout_seconds=spec.timeout_seconds,
+        notification_topic_arn=settings.STATUS_TOPIC_ARN,
+        notification_role_arn=settings.NOTIFICATION_ROLE_ARN,
+        output_s3_bucket=spec.output.s3_bucket,
+        output_s3_prefix=spec.output.s3_prefix,
+        cloudwatch_log_group=spec.output.cloudwatch_log_group,
+        cloudwatch_enabled=spec.output.cloudwatch_enabled,
+    )
+    try:
+        command_id = deps.ssm.send_command(request)
+    except ClientError as error:
+        code = error_code(error)
+        if code in _FATAL_SEND_ERRORS:
+            reason = f"SendCommand rejected wave {chunk.wave} chunk {chunk.index}: {code}"
+            deps.ledger.halt(deps.ledger.get_rollout(rollout.rollout_id), RolloutState.FAILED, reason, deps.now())
+            logger.error(reason, extra={"rollout_id": rollout.rollout_id})
+            return
+        raise
+    metrics.add_metric(name="CommandsSent", unit="Count", value=1)
+    metrics.add_metric(name="InvocationsDispatched", unit="Count", value=len(chunk.instance_ids))
+    deps.ledger.record_sent(rollout, chunk, command_id, deps.now())
+    logger.info(
+        "sent wave %d chunk %d: %d targets",
+        chunk.wave,
+        chunk.index,
+        len(chunk.instance_ids),
+        extra={"rollout_id": rollout.rollout_id, "command_id": command_id},
+    )
+
+
+def recover_intent(deps: Deps, rollout: Rollout, chunk: Chunk) -> None:
+    """A chunk stuck in INTENT (the sender crashed): find its command, or send it if it never went out."""
+    assert chunk.requested_at is not None
+    comment = chunk.comment
+    command_id = deps.ssm.find_command(rollout.document_name, comment, chunk.requested_at - timedelta(minutes=5))
+    if command_id:
+        deps.ledger.record_sent(rollout, chunk, command_id, deps.now())
+        logger.info("recovered a sent chunk", extra={"rollout_id": rollout.rollout_id, "command_id": command_id})
+        return
+    if not intent_is_stale(chunk, deps.now(), DISPATCH_CONSISTENCY_WINDOW_SECONDS):
+        raise RetryLaterError("dispatch intent is too recent to tell 'not sent' from 'not listed yet'")
+    if rollout.state is not RolloutState.RUNNING:
+        return  # halted since: the intent is never sent
+    spec = load_spec(deps, rollout.rollout_id)
+    _send(deps, rollout, spec, chunk, comment, max(0, rollout.remaining_budget))
+
+
+def stale_after(now: datetime, seconds: int) -> datetime:
+    return now - timedelta(seconds=seconds)

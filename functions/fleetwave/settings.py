@@ -1,0 +1,50 @@
+"""Environment settings, parsed once per cold start into a model that fails fast with a clear message."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is missing or malformed (a deployment problem, not a runtime one)."""
+
+
+class Settings(BaseModel):
+    """Everything a fleetwave function reads from its environment. Field names are the variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    TABLE_NAME: str = Field(min_length=3)
+    STATUS_TOPIC_ARN: str = ""
+    NOTIFICATION_ROLE_ARN: str = ""
+    SUMMARY_TOPIC_ARN: str = ""
+    EVENT_BUS_NAME: str = ""
+    SCHEDULER_GROUP_NAME: str = ""
+    SCHEDULER_ROLE_ARN: str = ""
+    ADVANCE_WAVE_FUNCTION_ARN: str = ""
+    # Documents rollouts may run (names); empty means "any" (the IAM policy is the real fence).
+    ALLOWED_DOCUMENTS: tuple[str, ...] = ()
+    SLACK_SECRET_NAME: str = ""
+    # JSON: remediation rules (see fleetwave.core.remediation).
+    REMEDIATION_RULES: str = "[]"
+
+    @field_validator("ALLOWED_DOCUMENTS", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Read the environment once; call ``get_settings.cache_clear()`` in tests that change it."""
+    known = {name: os.environ[name] for name in Settings.model_fields if name in os.environ}
+    try:
+        return Settings.model_validate(known)
+    except ValidationError as error:
+        problems = ", ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise SettingsError(f"fleetwave environment is incomplete: {problems}") from None
