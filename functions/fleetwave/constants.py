@@ -91,3 +91,11 @@ STALE_AFTER_SECONDS: Final = 300
 # A dispatch intent younger than this is not re-sent when ListCommands does not show it yet
 # (ListCommands is eventually consistent).
 DISPATCH_CONSISTENCY_WINDOW_SECONDS: Final = 120
+
+# CloudFormation outputs of the stack: the CLI finds the deployed resources by these names.
+DEFAULT_STACK_NAME: Final = "fleetwave"
+OUTPUT_TABLE_NAME: Final = "LedgerTableName"
+OUTPUT_START_FUNCTION: Final = "StartRolloutFunctionName"
+OUTPUT_CANCEL_FUNCTION: Final = "CancelRolloutFunctionName"
+OUTPUT_SUMMARY_TOPIC: Final = "SummaryTopicArn"
+OUTPUT_EVENT_BUS: Final = "EventBusName"
