@@ -85,6 +85,12 @@ HANDLERS: Final = {
     "remediate": "fleetwave.handlers.remediate.handler",
 }
 
+
+def function_name(key: str) -> str:
+    """``start_rollout`` -> ``fleetwave-start-rollout``: the deployed name of a function (the CLI invokes these)."""
+    return f"{RESOURCE_PREFIX}-{key.replace('_', '-')}"
+
+
 # Reconciler cadence and how long an open invocation may go without news before it is polled.
 RECONCILE_EVERY_MINUTES: Final = 5
 STALE_AFTER_SECONDS: Final = 300

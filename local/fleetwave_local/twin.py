@@ -33,6 +33,7 @@ from fleetwave.constants import (
     GSI_BY_STATE,
     GSI_BY_STATE_PK,
     GSI_BY_STATE_SK,
+    HANDLERS,
     PK,
     RECONCILE_EVERY_MINUTES,
     SCHEDULER_GROUP_NAME,
@@ -44,6 +45,7 @@ from fleetwave.constants import (
     STATUS_TOPIC_NAME,
     SUMMARY_TOPIC_NAME,
     TABLE_NAME,
+    function_name,
 )
 from fleetwave.core.model import Rollout, Wave
 from fleetwave.settings import Settings
@@ -57,8 +59,11 @@ _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 _COUNTED_SERVICES = ("ssm", "ec2", "dynamodb", "scheduler", "cloudwatch", "sns", "events")
 
 
-def function_arn(name: str) -> str:
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:fleetwave-{name}"
+def function_arn(key: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name(key)}"
+
+
+_FUNCTION_KEYS = {function_name(key): key for key in HANDLERS}
 
 
 @dataclass
@@ -86,7 +91,7 @@ class FakeLambdaContext:
     """What Powertools reads from a Lambda context."""
 
     def __init__(self, name: str) -> None:
-        self.function_name = f"fleetwave-{name}"
+        self.function_name = function_name(name)
         self.function_version = "$LATEST"
         self.invoked_function_arn = function_arn(name)
         self.memory_limit_in_mb = 512
@@ -354,8 +359,6 @@ class Twin:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         import importlib
 
-        from fleetwave.constants import HANDLERS
-
         module_name, _, function = HANDLERS[name].rpartition(".")
         from fleetwave.observability import metrics
 
@@ -506,7 +509,7 @@ class Twin:
             if at > self.clock.now():
                 break
             target = schedule["Target"]
-            name = target["Arn"].rsplit(":fleetwave-", 1)[-1]
+            name = _FUNCTION_KEYS[target["Arn"].rsplit(":", 1)[-1]]
             # Scheduler deletes a one-time schedule after it runs (ActionAfterCompletion DELETE).
             scheduler.delete_schedule(Name=schedule["Name"], GroupName=SCHEDULER_GROUP_NAME)
             self.invoke(name, json.loads(target.get("Input") or "{}"))

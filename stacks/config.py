@@ -1,0 +1,443 @@
+"""Deployment configuration from the CDK context (cdk.json or ``cdk deploy -c key=value``), validated at synth time.
+
+Every problem names its context key, e.g. ``fleetwave:allowedDocuments[2]: 'bad name' is not a document name``,
+and all problems are reported at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from fleetwave.core.spec import DocumentSpec, RolloutSpec, SpecError, format_validation_error, load_spec_text
+from pydantic import ValidationError
+
+from . import PROJECT_ROOT
+
+KEY_ALLOWED_DOCUMENTS: Final = "fleetwave:allowedDocuments"
+KEY_NOTIFICATION_EMAILS: Final = "fleetwave:notificationEmails"
+KEY_SLACK_SECRET_NAME: Final = "fleetwave:slackSecretName"  # noqa: S105 (a context key, not a secret)
+KEY_SCHEDULED_SPECS: Final = "fleetwave:scheduledSpecs"
+KEY_REMEDIATION_RULES: Final = "fleetwave:remediationRules"
+KEY_POWERTOOLS_LAYER_VERSION: Final = "fleetwave:powertoolsLayerVersion"
+KEY_SKIP_DEPENDENCY_BUNDLING: Final = "fleetwave:skipDependencyBundling"
+KEY_INSTANCE_TAG_CONDITION: Final = "fleetwave:instanceTagCondition"
+KEY_RESERVED_CONCURRENCY: Final = "fleetwave:reservedConcurrency"
+
+# Version of the public layer AWSLambdaPowertoolsPythonV3-python313-arm64 (Powertools for AWS Lambda, Python, V3).
+DEFAULT_POWERTOOLS_LAYER_VERSION: Final = 27
+
+# SSM document names (not ARNs): the stack builds the ARNs. No ',' (ALLOWED_DOCUMENTS is comma-separated).
+_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,128}$")
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}$")
+_RULE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,63}$")
+_TARGET = re.compile(r"^(dimension:[A-Za-z0-9_.:/\-]{1,255}|tag:[\w.:/=+\-@ ]{1,128})$")
+_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
+_TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
+# Prefixes AWS reserves for its own documents: their ARNs have no account ID.
+_AWS_OWNED_PREFIXES: Final = ("aws", "amazon", "amzn")
+# Lambda allows 4 KB of environment variables per function, names and values together.
+_MAX_REMEDIATION_RULES_JSON: Final = 3000
+
+_RULE_FIELDS: Final = (
+    "name",
+    "alarm_names",
+    "alarm_prefix",
+    "alarm_tags",
+    "document",
+    "parameters",
+    "target",
+    "cooldown_minutes",
+    "max_per_hour",
+)
+_ALARM_SELECTORS: Final = ("alarm_names", "alarm_prefix", "alarm_tags")
+
+
+class ConfigError(ValueError):
+    """The CDK context cannot build a working deployment. ``problems`` holds one ``key: rule`` line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid fleetwave configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+def is_aws_owned_document(name: str) -> bool:
+    """AWS-owned documents (AWS-RunShellScript, AmazonCloudWatch-...) live in no account: ``document/<name>``."""
+    return name.lower().startswith(_AWS_OWNED_PREFIXES)
+
+
+@dataclass(frozen=True)
+class TagCondition:
+    """Only managed nodes carrying this tag may receive commands (``ssm:resourceTag/<key>`` on SendCommand)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ScheduledSpec:
+    """A spec file that EventBridge Scheduler starts on its cron."""
+
+    source: str
+    spec: RolloutSpec
+
+    @property
+    def cron(self) -> str:
+        assert self.spec.schedule is not None
+        return self.spec.schedule.cron
+
+    @property
+    def timezone(self) -> str:
+        assert self.spec.schedule is not None
+        return self.spec.schedule.timezone
+
+    def schedule_input(self) -> dict[str, Any]:
+        """The start_rollout event: the validated spec as JSON, so a schedule runs exactly what was reviewed."""
+        return {"trigger": "schedule", "spec": self.spec.model_dump(mode="json", exclude_none=True)}
+
+
+@dataclass(frozen=True)
+class RemediationRule:
+    """One alarm-to-runbook rule; parameters come from configuration, never from the alarm event."""
+
+    name: str
+    document: str
+    target: str
+    cooldown_minutes: int
+    max_per_hour: int
+    parameters: dict[str, list[str]] = field(default_factory=dict)
+    alarm_names: tuple[str, ...] = ()
+    alarm_prefix: str | None = None
+    alarm_tags: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "name": self.name,
+            "document": self.document,
+            "parameters": self.parameters,
+            "target": self.target,
+            "cooldown_minutes": self.cooldown_minutes,
+            "max_per_hour": self.max_per_hour,
+        }
+        if self.alarm_names:
+            data["alarm_names"] = list(self.alarm_names)
+        if self.alarm_prefix is not None:
+            data["alarm_prefix"] = self.alarm_prefix
+        if self.alarm_tags:
+            data["alarm_tags"] = self.alarm_tags
+        return data
+
+
+@dataclass(frozen=True)
+class FleetwaveConfig:
+    allowed_documents: tuple[str, ...]
+    notification_emails: tuple[str, ...] = ()
+    slack_secret_name: str | None = None
+    scheduled_specs: tuple[ScheduledSpec, ...] = ()
+    remediation_rules: tuple[RemediationRule, ...] = ()
+    powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION
+    skip_dependency_bundling: bool = False
+    instance_tag_condition: TagCondition | None = None
+    reserved_concurrency: bool = True
+
+    @property
+    def remediation_documents(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(rule.document for rule in self.remediation_rules))
+
+    def remediation_rules_json(self) -> str:
+        return json.dumps([rule.to_json() for rule in self.remediation_rules], separators=(",", ":"))
+
+
+ContextGetter = Callable[[str], Any]
+
+
+def load_config(get: ContextGetter | Mapping[str, Any], *, project_root: Path = PROJECT_ROOT) -> FleetwaveConfig:
+    """Read and validate every ``fleetwave:*`` context key; raise ConfigError listing all problems."""
+    getter: ContextGetter = get.get if isinstance(get, Mapping) else get
+    reader = _Reader(getter, project_root)
+    config = reader.read()
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return config
+
+
+class _Reader:
+    def __init__(self, get: ContextGetter, project_root: Path) -> None:
+        self._get = get
+        self._root = project_root
+        self.problems: list[str] = []
+
+    def _problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def read(self) -> FleetwaveConfig:
+        allowed = self._allowed_documents()
+        return FleetwaveConfig(
+            allowed_documents=allowed,
+            notification_emails=self._emails(),
+            slack_secret_name=self._slack_secret_name(),
+            scheduled_specs=self._scheduled_specs(allowed),
+            remediation_rules=self._remediation_rules(allowed),
+            powertools_layer_version=self._positive_int(KEY_POWERTOOLS_LAYER_VERSION, DEFAULT_POWERTOOLS_LAYER_VERSION),
+            skip_dependency_bundling=self._bool(KEY_SKIP_DEPENDENCY_BUNDLING, default=False),
+            instance_tag_condition=self._tag_condition(),
+            reserved_concurrency=self._bool(KEY_RESERVED_CONCURRENCY, default=True),
+        )
+
+    # --- shapes ------------------------------------------------------------------------------------
+    def _list(self, key: str, *, comma_separated: bool = False) -> list[Any]:
+        """A list from cdk.json, or from `-c key=<JSON list>` (or `-c key=a,b` where that is unambiguous)."""
+        value = self._get(key)
+        if value is None:
+            return []
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as error:
+                    self._problem(key, f"not a JSON list ({error.msg})")
+                    return []
+            elif comma_separated:
+                value = [part.strip() for part in text.split(",") if part.strip()]
+        if not isinstance(value, list):
+            self._problem(key, f"expected a list, got {type(value).__name__}")
+            return []
+        return value
+
+    def _bool(self, key: str, *, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in {"true", "false"}:
+            return value.strip().lower() == "true"
+        self._problem(key, f"{value!r} is not true or false")
+        return default
+
+    def _positive_int(self, key: str, default: int) -> int:
+        value = self._get(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            self._problem(key, f"{value!r} is not a positive whole number")
+            return default
+        return value
+
+    # --- keys --------------------------------------------------------------------------------------
+    def _allowed_documents(self) -> tuple[str, ...]:
+        key = KEY_ALLOWED_DOCUMENTS
+        if self._get(key) is None:
+            self._problem(key, 'required: the SSM documents fleetwave may run, e.g. ["AWS-RunPatchBaseline"]')
+            return ()
+        names: list[str] = []
+        for index, name in enumerate(self._list(key, comma_separated=True)):
+            where = f"{key}[{index}]"
+            if not isinstance(name, str) or not _DOCUMENT_NAME.match(name):
+                self._problem(where, f"{name!r} is not a document name (3-128 of letters, digits, '_', '-', '.')")
+            elif name in names:
+                self._problem(where, f"{name!r} is listed twice")
+            else:
+                names.append(name)
+        if not names and not any(p.startswith(key) for p in self.problems):
+            self._problem(key, "name at least one document")
+        return tuple(names)
+
+    def _emails(self) -> tuple[str, ...]:
+        emails: list[str] = []
+        for index, email in enumerate(self._list(KEY_NOTIFICATION_EMAILS, comma_separated=True)):
+            where = f"{KEY_NOTIFICATION_EMAILS}[{index}]"
+            if not isinstance(email, str) or not _EMAIL.match(email):
+                self._problem(where, f"{email!r} is not an e-mail address")
+            elif email not in emails:
+                emails.append(email)
+        return tuple(emails)
+
+    def _slack_secret_name(self) -> str | None:
+        value = self._get(KEY_SLACK_SECRET_NAME)
+        if value is None or value == "":
+            return None  # Slack notifications off.
+        if not isinstance(value, str) or not _SECRET_NAME.match(value):
+            self._problem(KEY_SLACK_SECRET_NAME, f"{value!r} is not a Secrets Manager secret name")
+            return None
+        return value
+
+    def _tag_condition(self) -> TagCondition | None:
+        key = KEY_INSTANCE_TAG_CONDITION
+        value = self._get(key)
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            with contextlib.suppress(json.JSONDecodeError):
+                value = json.loads(value)
+        if not isinstance(value, Mapping) or set(value) != {"key", "value"}:
+            self._problem(key, f'{value!r} is not {{"key": <tag key>, "value": <tag value>}} or null')
+            return None
+        tag_key, tag_value = value["key"], value["value"]
+        if not isinstance(tag_key, str) or not _TAG_KEY.match(tag_key) or tag_key.lower().startswith("aws:"):
+            self._problem(f"{key}.key", f"{tag_key!r} is not a tag key")
+            return None
+        if isinstance(tag_value, bool):
+            tag_value = str(tag_value).lower()
+        if not isinstance(tag_value, str) or not _TAG_VALUE.match(tag_value):
+            self._problem(f"{key}.value", f"{tag_value!r} is not a tag value")
+            return None
+        return TagCondition(tag_key, tag_value)
+
+    def _scheduled_specs(self, allowed: tuple[str, ...]) -> tuple[ScheduledSpec, ...]:
+        key = KEY_SCHEDULED_SPECS
+        specs: list[ScheduledSpec] = []
+        seen: dict[str, str] = {}
+        for index, pattern in enumerate(self._list(key, comma_separated=True)):
+            where = f"{key}[{index}]"
+            if not isinstance(pattern, str) or not pattern.strip():
+                self._problem(where, f"{pattern!r} is not a path to a spec file")
+                continue
+            base = Path(pattern) if Path(pattern).is_absolute() else self._root / pattern
+            paths = sorted(Path(p) for p in glob.glob(str(base)) if Path(p).is_file())
+            if not paths:
+                self._problem(where, f"{pattern!r} matches no file")
+                continue
+            for path in paths:
+                shown = _relative(path, self._root)
+                try:
+                    spec = load_spec_text(path.read_text(encoding="utf-8"), source=shown)
+                except SpecError as error:
+                    for problem in error.problems:
+                        self._problem(where, problem if problem.startswith(shown) else f"{shown}: {problem}")
+                    continue
+                except (OSError, UnicodeDecodeError) as error:
+                    self._problem(where, f"{shown}: cannot read ({error})")
+                    continue
+                if spec.schedule is None:
+                    self._problem(where, f"{shown}: schedule: required for a scheduled spec ({{cron, timezone}})")
+                    continue
+                document = _document_name(spec.document.name)
+                if document not in allowed:
+                    self._problem(where, f"{shown}: document.name: {document!r} is not in {KEY_ALLOWED_DOCUMENTS}")
+                    continue
+                if spec.name in seen:
+                    self._problem(where, f"{shown}: name: {spec.name!r} is also the name of {seen[spec.name]}")
+                    continue
+                seen[spec.name] = shown
+                specs.append(ScheduledSpec(source=shown, spec=spec))
+        return tuple(specs)
+
+    def _remediation_rules(self, allowed: tuple[str, ...]) -> tuple[RemediationRule, ...]:
+        key = KEY_REMEDIATION_RULES
+        rules: list[RemediationRule] = []
+        for index, raw in enumerate(self._list(key)):
+            rule = self._remediation_rule(f"{key}[{index}]", raw, allowed)
+            if rule is None:
+                continue
+            if any(existing.name == rule.name for existing in rules):
+                self._problem(f"{key}[{index}].name", f"{rule.name!r} is the name of an earlier rule")
+                continue
+            rules.append(rule)
+        if rules:
+            size = len(json.dumps([rule.to_json() for rule in rules], separators=(",", ":")))
+            if size > _MAX_REMEDIATION_RULES_JSON:
+                self._problem(
+                    key,
+                    f"the rules take {size} bytes as JSON; the remediate function's environment (4 KB in all) "
+                    f"holds at most {_MAX_REMEDIATION_RULES_JSON}",
+                )
+        return tuple(rules)
+
+    def _remediation_rule(self, where: str, raw: Any, allowed: tuple[str, ...]) -> RemediationRule | None:
+        if not isinstance(raw, Mapping):
+            self._problem(where, "a rule is a mapping of name, alarm_names|alarm_prefix|alarm_tags, document, ...")
+            return None
+        before = len(self.problems)
+        for unknown in sorted(set(raw) - set(_RULE_FIELDS)):
+            self._problem(f"{where}.{unknown}", "unknown field")
+        for required in ("name", "document", "target", "cooldown_minutes", "max_per_hour"):
+            if required not in raw:
+                self._problem(f"{where}.{required}", "required field is missing")
+
+        name = raw.get("name")
+        if "name" in raw and (not isinstance(name, str) or not _RULE_NAME.match(name)):
+            self._problem(f"{where}.name", f"{name!r} is not a rule name (letters, digits, '.', '_', '-'; at most 64)")
+
+        selectors = [selector for selector in _ALARM_SELECTORS if raw.get(selector) not in (None, "", [], {})]
+        if len(selectors) != 1:
+            self._problem(where, "give exactly one of alarm_names, alarm_prefix, alarm_tags")
+        alarm_names = raw.get("alarm_names") or []
+        if not isinstance(alarm_names, list) or not all(isinstance(n, str) and n for n in alarm_names):
+            self._problem(f"{where}.alarm_names", f"{alarm_names!r} is not a list of alarm names")
+            alarm_names = []
+        alarm_prefix = raw.get("alarm_prefix")
+        if alarm_prefix is not None and (not isinstance(alarm_prefix, str) or not alarm_prefix):
+            self._problem(f"{where}.alarm_prefix", f"{alarm_prefix!r} is not an alarm name prefix")
+        alarm_tags = raw.get("alarm_tags") or {}
+        if not isinstance(alarm_tags, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in alarm_tags.items()
+        ):
+            self._problem(f"{where}.alarm_tags", f"{alarm_tags!r} is not a mapping of tag key to tag value")
+            alarm_tags = {}
+
+        document = raw.get("document")
+        parameters: dict[str, list[str]] = {}
+        if "document" in raw:
+            if not isinstance(document, str) or not _DOCUMENT_NAME.match(document):
+                self._problem(f"{where}.document", f"{document!r} is not a document name")
+            elif document not in allowed:
+                self._problem(f"{where}.document", f"{document!r} is not in {KEY_ALLOWED_DOCUMENTS}")
+            else:
+                # Same normalization as a spec's document parameters (values become lists of strings).
+                try:
+                    parameters = DocumentSpec.model_validate(
+                        {"name": document, "parameters": raw.get("parameters") or {}}
+                    ).parameters
+                except ValidationError as error:
+                    # Each problem reads "parameters.<name>: <rule>".
+                    self.problems.extend(f"{where}.{problem}" for problem in format_validation_error(error))
+
+        target = raw.get("target")
+        if "target" in raw and (not isinstance(target, str) or not _TARGET.match(target)):
+            self._problem(
+                f"{where}.target", f"{target!r} is not 'dimension:<Name>' (e.g. dimension:InstanceId) or 'tag:<Key>'"
+            )
+
+        numbers: dict[str, int] = {}
+        for number_field in ("cooldown_minutes", "max_per_hour"):
+            value = raw.get(number_field)
+            if number_field in raw and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                self._problem(f"{where}.{number_field}", f"{value!r} is not a positive whole number")
+            elif isinstance(value, int):
+                numbers[number_field] = value
+
+        if len(self.problems) > before:
+            return None
+        return RemediationRule(
+            name=str(name),
+            document=str(document),
+            target=str(target),
+            cooldown_minutes=numbers["cooldown_minutes"],
+            max_per_hour=numbers["max_per_hour"],
+            parameters=parameters,
+            alarm_names=tuple(alarm_names),
+            alarm_prefix=alarm_prefix,
+            alarm_tags=dict(alarm_tags),
+        )
+
+
+def _document_name(name_or_arn: str) -> str:
+    return name_or_arn.split("document/", 1)[1] if name_or_arn.startswith("arn:") else name_or_arn
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -1,0 +1,56 @@
+"""The dependencies layer is built by pip for arm64 / Python 3.13 without Docker, or fails with pip's story."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from stacks.packaging import DependencyBundlingError, PipLayerBundler
+
+
+def make_wheel(directory: Path) -> Path:
+    """A tiny pure-Python wheel, so the test needs no package index."""
+    wheel = directory / "fwdemo-1.0-py3-none-any.whl"
+    dist_info = "fwdemo-1.0.dist-info"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("fwdemo/__init__.py", "VALUE = 42\n")
+        archive.writestr(f"{dist_info}/METADATA", "Metadata-Version: 2.1\nName: fwdemo\nVersion: 1.0\n")
+        archive.writestr(
+            f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        archive.writestr(f"{dist_info}/RECORD", "")
+    return wheel
+
+
+def test_bundler_installs_requirements_under_python_for_the_lambda_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a local wheel and no package index
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("fwdemo==1.0\n", encoding="utf-8")
+    output = tmp_path / "out"
+    output.mkdir()
+    # When CDK asks the local bundler to bundle
+    bundled = PipLayerBundler(requirements).try_bundle(str(output))
+    # Then the package sits where Lambda layers put Python code, without bytecode
+    assert bundled is True
+    assert (output / "python" / "fwdemo" / "__init__.py").read_text() == "VALUE = 42\n"
+    assert not list(output.rglob("__pycache__"))
+
+
+def test_bundler_failure_stops_synthesis_with_pip_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("fleetwave-no-such-package==9.9\n", encoding="utf-8")
+    with pytest.raises(DependencyBundlingError, match="building the fleetwave dependencies layer failed") as raised:
+        PipLayerBundler(requirements).try_bundle(str(tmp_path / "out"))
+    assert "fleetwave-no-such-package" in str(raised.value)
+    assert "fleetwave:skipDependencyBundling=true" in str(raised.value)
