@@ -231,8 +231,8 @@ class ErrorBudgetSpec(_Model):
 
 
 class OutputSpec(_Model):
-    s3_bucket: str | None = Field(None, min_length=3, max_length=63)
-    s3_prefix: str | None = Field(None, max_length=500)
+    s3_bucket: str | None = Field(default=None, min_length=3, max_length=63)
+    s3_prefix: str | None = Field(default=None, max_length=500)
     cloudwatch_log_group: str | None = None
     cloudwatch_enabled: bool = False
 
@@ -301,18 +301,18 @@ class RolloutSpec(_Model):
     targets: TargetsSpec
     waves: list[WaveSize] = Field(default_factory=lambda: [Size(percent=100)], min_length=1, max_length=50)
     max_concurrency: WaveSize = Field(default_factory=lambda: Size(count=50), description="Per wave, fleet-wide")
-    error_budget: ErrorBudgetSpec = Field(default_factory=ErrorBudgetSpec)
+    error_budget: ErrorBudgetSpec = Field(default_factory=lambda: ErrorBudgetSpec())
     bake_time: Duration = 0
     alarm_gates: list[str] = Field(default_factory=list, max_length=20)
     timeout_seconds: int = Field(3600, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS)
-    output: OutputSpec = Field(default_factory=OutputSpec)
+    output: OutputSpec = Field(default_factory=lambda: OutputSpec())
     comment: str | None = Field(None, max_length=MAX_COMMENT_LENGTH)
     schedule: ScheduleSpec | None = None
     calendars: list[str] = Field(default_factory=list, description="SSM Change Calendar names or ARNs")
     blackout_windows: list[BlackoutWindow] = Field(default_factory=list)
     requires: RequirementSpec | None = None
-    sessions: SessionsSpec = Field(default_factory=SessionsSpec)
-    notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
+    sessions: SessionsSpec = Field(default_factory=lambda: SessionsSpec())
+    notifications: NotificationsSpec = Field(default_factory=lambda: NotificationsSpec())
 
     @field_validator("name")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -51,7 +52,7 @@ def publish_once(deps: Deps, rollout_id: str, state: str) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> PartialItemFailureResponse:
     deps = deps or default_deps()
     metrics.add_metric(name="StreamRecords", unit="Count", value=len(event.get("Records", [])))
     _idempotency_config.register_lambda_context(context)

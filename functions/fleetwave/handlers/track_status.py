@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -21,7 +22,7 @@ class RecordFailedError(Exception):
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> PartialItemFailureResponse:
     deps = deps or default_deps()
     metrics.add_metric(name="StatusMessages", unit="Count", value=len(event.get("Records", [])))
     observations: list[Observation] = []

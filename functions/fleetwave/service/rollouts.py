@@ -203,7 +203,9 @@ def _send(deps: Deps, rollout: Rollout, spec: RolloutSpec, chunk: Chunk, comment
             deps.ledger.halt(deps.ledger.get_rollout(rollout.rollout_id), RolloutState.FAILED, reason, deps.now())
             logger.error(reason, extra={"rollout_id": rollout.rollout_id})
             return
-        raise
+        # Throttling or a service error that outlived botocore's retries: the intent stays recorded, and the
+        # next attempt (a redelivered batch or the reconciler) finds or re-sends the command.
+        raise RetryLaterError(f"SendCommand failed for wave {chunk.wave} chunk {chunk.index}: {code}") from error
     metrics.add_metric(name="CommandsSent", unit="Count", value=1)
     metrics.add_metric(name="InvocationsDispatched", unit="Count", value=len(chunk.instance_ids))
     deps.ledger.record_sent(rollout, chunk, command_id, deps.now())
