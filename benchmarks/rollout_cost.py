@@ -40,8 +40,16 @@ def run(size: int, *, drop_rate: float, seed: int, fail_rate: float) -> dict:
     wall = time.perf_counter() - started
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return {"size": size, "state": rollout.state.value, "calls": calls, "wall": wall, "peak_mb": peak / 2**20,
-            "events": events, "virtual": (rollout.ended_at - rollout.started_at).total_seconds() if rollout.ended_at else 0}
+    virtual = (rollout.ended_at - rollout.started_at).total_seconds() if rollout.ended_at else 0
+    return {
+        "size": size,
+        "state": rollout.state.value,
+        "calls": calls,
+        "wall": wall,
+        "peak_mb": peak / 2**20,
+        "events": events,
+        "virtual": virtual,
+    }
 
 
 def main() -> None:
@@ -51,15 +59,19 @@ def main() -> None:
     parser.add_argument("--fail-rate", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    print(f"{'targets':>8} {'state':<22} {'calls':>7} {'/target':>8} {'ddb/target':>10} {'SendCmd':>8} "
-          f"{'wall s':>7} {'peak MB':>8} {'virtual':>8}")
+    print(
+        f"{'targets':>8} {'state':<22} {'calls':>7} {'/target':>8} {'ddb/target':>10} {'SendCmd':>8} "
+        f"{'wall s':>7} {'peak MB':>8} {'virtual':>8}"
+    )
     for size in args.sizes:
         r = run(size, drop_rate=args.drop_rate, seed=args.seed, fail_rate=args.fail_rate)
         calls = r["calls"]
         total = sum(calls.values())
         ddb = sum(n for op, n in calls.items() if op.startswith("dynamodb:"))
-        print(f"{size:>8} {r['state']:<22} {total:>7} {total / size:>8.2f} {ddb / size:>10.2f} "
-              f"{calls['ssm:SendCommand']:>8} {r['wall']:>7.1f} {r['peak_mb']:>8.1f} {r['virtual'] / 60:>6.0f} m")
+        print(
+            f"{size:>8} {r['state']:<22} {total:>7} {total / size:>8.2f} {ddb / size:>10.2f} "
+            f"{calls['ssm:SendCommand']:>8} {r['wall']:>7.1f} {r['peak_mb']:>8.1f} {r['virtual'] / 60:>6.0f} m"
+        )
         for op, n in sorted(calls.items(), key=lambda item: -item[1]):
             print(f"{'':>10}{op:<40} {n:>6} ({n / size:.3f}/target)")
 

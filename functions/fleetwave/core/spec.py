@@ -301,18 +301,18 @@ class RolloutSpec(_Model):
     targets: TargetsSpec
     waves: list[WaveSize] = Field(default_factory=lambda: [Size(percent=100)], min_length=1, max_length=50)
     max_concurrency: WaveSize = Field(default_factory=lambda: Size(count=50), description="Per wave, fleet-wide")
-    error_budget: ErrorBudgetSpec = Field(default_factory=lambda: ErrorBudgetSpec())
+    error_budget: ErrorBudgetSpec = Field(default_factory=ErrorBudgetSpec)
     bake_time: Duration = 0
     alarm_gates: list[str] = Field(default_factory=list, max_length=20)
     timeout_seconds: int = Field(3600, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS)
-    output: OutputSpec = Field(default_factory=lambda: OutputSpec())
+    output: OutputSpec = Field(default_factory=OutputSpec)
     comment: str | None = Field(None, max_length=MAX_COMMENT_LENGTH)
     schedule: ScheduleSpec | None = None
     calendars: list[str] = Field(default_factory=list, description="SSM Change Calendar names or ARNs")
     blackout_windows: list[BlackoutWindow] = Field(default_factory=list)
     requires: RequirementSpec | None = None
-    sessions: SessionsSpec = Field(default_factory=lambda: SessionsSpec())
-    notifications: NotificationsSpec = Field(default_factory=lambda: NotificationsSpec())
+    sessions: SessionsSpec = Field(default_factory=SessionsSpec)
+    notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
 
     @field_validator("name")
     @classmethod
