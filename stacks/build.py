@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from aws_cdk import App
+from fleetwave import constants
 
 from .config import load_config
 from .fleetwave_stack import FleetwaveStack
 from .nag import apply_nag
 
-STACK_NAME = "Fleetwave"
+STACK_NAME = constants.DEFAULT_STACK_NAME
 
 
 def build(app: App) -> FleetwaveStack:
