@@ -11,14 +11,18 @@ import glob
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from fleetwave.core.spec import DocumentSpec, RolloutSpec, SpecError, format_validation_error, load_spec_text
-from pydantic import ValidationError
+from fleetwave.core.remediation import RemediationRule, RuleError, parse_rule
+from fleetwave.core.spec import RolloutSpec, SpecError, load_spec_text
 
 from . import PROJECT_ROOT
+
+# The rule model is fleetwave.core.remediation.RemediationRule: what the stack validates here is exactly what the
+# remediate function reads from REMEDIATION_RULES.
+__all__ = ["ConfigError", "FleetwaveConfig", "RemediationRule", "ScheduledSpec", "TagCondition", "load_config"]
 
 KEY_ALLOWED_DOCUMENTS: Final = "fleetwave:allowedDocuments"
 KEY_NOTIFICATION_EMAILS: Final = "fleetwave:notificationEmails"
@@ -37,27 +41,12 @@ DEFAULT_POWERTOOLS_LAYER_VERSION: Final = 27
 _DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,128}$")
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}$")
-_RULE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,63}$")
-_TARGET = re.compile(r"^(dimension:[A-Za-z0-9_.:/\-]{1,255}|tag:[\w.:/=+\-@ ]{1,128})$")
 _TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
 _TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
 # Prefixes AWS reserves for its own documents: their ARNs have no account ID.
 _AWS_OWNED_PREFIXES: Final = ("aws", "amazon", "amzn")
 # Lambda allows 4 KB of environment variables per function, names and values together.
 _MAX_REMEDIATION_RULES_JSON: Final = 3000
-
-_RULE_FIELDS: Final = (
-    "name",
-    "alarm_names",
-    "alarm_prefix",
-    "alarm_tags",
-    "document",
-    "parameters",
-    "target",
-    "cooldown_minutes",
-    "max_per_hour",
-)
-_ALARM_SELECTORS: Final = ("alarm_names", "alarm_prefix", "alarm_tags")
 
 
 class ConfigError(ValueError):
@@ -101,38 +90,6 @@ class ScheduledSpec:
     def schedule_input(self) -> dict[str, Any]:
         """The start_rollout event: the validated spec as JSON, so a schedule runs exactly what was reviewed."""
         return {"trigger": "schedule", "spec": self.spec.model_dump(mode="json", exclude_none=True)}
-
-
-@dataclass(frozen=True)
-class RemediationRule:
-    """One alarm-to-runbook rule; parameters come from configuration, never from the alarm event."""
-
-    name: str
-    document: str
-    target: str
-    cooldown_minutes: int
-    max_per_hour: int
-    parameters: dict[str, list[str]] = field(default_factory=dict)
-    alarm_names: tuple[str, ...] = ()
-    alarm_prefix: str | None = None
-    alarm_tags: dict[str, str] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "document": self.document,
-            "parameters": self.parameters,
-            "target": self.target,
-            "cooldown_minutes": self.cooldown_minutes,
-            "max_per_hour": self.max_per_hour,
-        }
-        if self.alarm_names:
-            data["alarm_names"] = list(self.alarm_names)
-        if self.alarm_prefix is not None:
-            data["alarm_prefix"] = self.alarm_prefix
-        if self.alarm_tags:
-            data["alarm_tags"] = self.alarm_tags
-        return data
 
 
 @dataclass(frozen=True)
@@ -355,81 +312,16 @@ class _Reader:
         return tuple(rules)
 
     def _remediation_rule(self, where: str, raw: Any, allowed: tuple[str, ...]) -> RemediationRule | None:
-        if not isinstance(raw, Mapping):
-            self._problem(where, "a rule is a mapping of name, alarm_names|alarm_prefix|alarm_tags, document, ...")
+        try:
+            rule = parse_rule(raw)
+        except RuleError as error:
+            for path, problem in error.located:
+                self._problem(f"{where}.{path}" if path else where, problem)
             return None
-        before = len(self.problems)
-        for unknown in sorted(set(raw) - set(_RULE_FIELDS)):
-            self._problem(f"{where}.{unknown}", "unknown field")
-        for required in ("name", "document", "target", "cooldown_minutes", "max_per_hour"):
-            if required not in raw:
-                self._problem(f"{where}.{required}", "required field is missing")
-
-        name = raw.get("name")
-        if "name" in raw and (not isinstance(name, str) or not _RULE_NAME.match(name)):
-            self._problem(f"{where}.name", f"{name!r} is not a rule name (letters, digits, '.', '_', '-'; at most 64)")
-
-        selectors = [selector for selector in _ALARM_SELECTORS if raw.get(selector) not in (None, "", [], {})]
-        if len(selectors) != 1:
-            self._problem(where, "give exactly one of alarm_names, alarm_prefix, alarm_tags")
-        alarm_names = raw.get("alarm_names") or []
-        if not isinstance(alarm_names, list) or not all(isinstance(n, str) and n for n in alarm_names):
-            self._problem(f"{where}.alarm_names", f"{alarm_names!r} is not a list of alarm names")
-            alarm_names = []
-        alarm_prefix = raw.get("alarm_prefix")
-        if alarm_prefix is not None and (not isinstance(alarm_prefix, str) or not alarm_prefix):
-            self._problem(f"{where}.alarm_prefix", f"{alarm_prefix!r} is not an alarm name prefix")
-        alarm_tags = raw.get("alarm_tags") or {}
-        if not isinstance(alarm_tags, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in alarm_tags.items()
-        ):
-            self._problem(f"{where}.alarm_tags", f"{alarm_tags!r} is not a mapping of tag key to tag value")
-            alarm_tags = {}
-
-        document = raw.get("document")
-        parameters: dict[str, list[str]] = {}
-        if "document" in raw:
-            if not isinstance(document, str) or not _DOCUMENT_NAME.match(document):
-                self._problem(f"{where}.document", f"{document!r} is not a document name")
-            elif document not in allowed:
-                self._problem(f"{where}.document", f"{document!r} is not in {KEY_ALLOWED_DOCUMENTS}")
-            else:
-                # Same normalization as a spec's document parameters (values become lists of strings).
-                try:
-                    parameters = DocumentSpec.model_validate(
-                        {"name": document, "parameters": raw.get("parameters") or {}}
-                    ).parameters
-                except ValidationError as error:
-                    # Each problem reads "parameters.<name>: <rule>".
-                    self.problems.extend(f"{where}.{problem}" for problem in format_validation_error(error))
-
-        target = raw.get("target")
-        if "target" in raw and (not isinstance(target, str) or not _TARGET.match(target)):
-            self._problem(
-                f"{where}.target", f"{target!r} is not 'dimension:<Name>' (e.g. dimension:InstanceId) or 'tag:<Key>'"
-            )
-
-        numbers: dict[str, int] = {}
-        for number_field in ("cooldown_minutes", "max_per_hour"):
-            value = raw.get(number_field)
-            if number_field in raw and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                self._problem(f"{where}.{number_field}", f"{value!r} is not a positive whole number")
-            elif isinstance(value, int):
-                numbers[number_field] = value
-
-        if len(self.problems) > before:
+        if rule.document not in allowed:
+            self._problem(f"{where}.document", f"{rule.document!r} is not in {KEY_ALLOWED_DOCUMENTS}")
             return None
-        return RemediationRule(
-            name=str(name),
-            document=str(document),
-            target=str(target),
-            cooldown_minutes=numbers["cooldown_minutes"],
-            max_per_hour=numbers["max_per_hour"],
-            parameters=parameters,
-            alarm_names=tuple(alarm_names),
-            alarm_prefix=alarm_prefix,
-            alarm_tags=dict(alarm_tags),
-        )
+        return rule
 
 
 def _document_name(name_or_arn: str) -> str:

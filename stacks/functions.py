@@ -42,7 +42,7 @@ XRAY_ACTIONS: Final = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 # track_status reads the status queue in batches of 10, waiting up to 5 s to fill one.
 STATUS_BATCH_SIZE: Final = 10
 # notify's Powertools Idempotency records live in the ledger under this partition key (handlers/notify.py).
-NOTIFY_IDEMPOTENCY_KEY: Final = "IDEMPOTENCY#notify"
+NOTIFY_IDEMPOTENCY_KEY: Final = constants.NOTIFY_IDEMPOTENCY_PK
 STATUS_BATCHING_WINDOW: Final = Duration.seconds(5)
 # At most this many track_status instances at once: bounds contention on a rollout's counters.
 STATUS_MAX_CONCURRENCY: Final = 5
@@ -96,7 +96,8 @@ FUNCTIONS: Final[dict[str, FunctionSettings]] = {
     # The cooldown lock makes a retry harmless; reserved concurrency is the storm breaker's last line.
     "remediate": FunctionSettings(
         "Run an allow-listed runbook on the node whose alarm fired",
-        Duration.seconds(60),
+        # The cooldown lease is this timeout (constants): a claim older than it has no live claimer.
+        Duration.seconds(constants.REMEDIATE_TIMEOUT_SECONDS),
         reserved_concurrency=2,
         async_retries=1,
         max_event_age=Duration.minutes(30),
@@ -277,6 +278,8 @@ class Functions(Construct):
                 retry_attempts=STREAM_RETRY_ATTEMPTS,
                 max_record_age=STREAM_MAX_RECORD_AGE,
                 on_failure=sources.SqsDlq(self.failed_invocations),
+                # notify publishes only rollout, wave, remediation and notice changes: the rest never invokes it.
+                filters=[lambda_.FilterCriteria.filter(constants.NOTIFY_STREAM_FILTER_PATTERN)],
             )
         )
         # The event source mapping lists the table's streams: dynamodb:ListStreams has no resource-level permission.
@@ -310,6 +313,15 @@ class Functions(Construct):
                     max_event_age=Duration.hours(1),
                 )
             )
+            if any(rule.verify_minutes for rule in config.remediation_rules):
+                # Verification timers: one-time schedules that invoke remediate with {"verify": ...} after the run.
+                timers.role.add_to_policy(
+                    iam.PolicyStatement(
+                        sid="InvokeRemediateToVerify",
+                        actions=["lambda:InvokeFunction"],
+                        resources=[remediate.function_arn],
+                    )
+                )
         else:
             self.alarm_rule = None
 

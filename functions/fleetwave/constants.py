@@ -62,6 +62,30 @@ ALARM_EVENT_PATTERN: Final = {
 # --- fleetwave's own events --------------------------------------------------------------------
 FLEETWAVE_EVENT_SOURCE: Final = "fleetwave"
 COMMENT_PREFIX: Final = "fleetwave"
+# Detail-types of the events notify puts on the fleetwave bus (schemas: docs/notifications.md).
+DETAIL_TYPE_ROLLOUT_STARTED: Final = "Rollout Started"
+DETAIL_TYPE_WAVE_STARTED: Final = "Wave Started"
+DETAIL_TYPE_WAVE_COMPLETED: Final = "Wave Completed"
+DETAIL_TYPE_ROLLOUT_HALTED: Final = "Rollout Halted"
+DETAIL_TYPE_ROLLOUT_FINISHED: Final = "Rollout Finished"
+DETAIL_TYPE_REMEDIATION_STARTED: Final = "Remediation Started"
+DETAIL_TYPE_REMEDIATION_SKIPPED: Final = "Remediation Skipped"
+# The runbook ran, but its alarm was not back to OK in time: not a skip, a remediation that did not work.
+DETAIL_TYPE_REMEDIATION_VERIFICATION_FAILED: Final = "Remediation Verification Failed"
+FLEETWAVE_DETAIL_TYPES: Final = (
+    DETAIL_TYPE_ROLLOUT_STARTED,
+    DETAIL_TYPE_WAVE_STARTED,
+    DETAIL_TYPE_WAVE_COMPLETED,
+    DETAIL_TYPE_ROLLOUT_HALTED,
+    DETAIL_TYPE_ROLLOUT_FINISHED,
+    DETAIL_TYPE_REMEDIATION_STARTED,
+    DETAIL_TYPE_REMEDIATION_SKIPPED,
+    DETAIL_TYPE_REMEDIATION_VERIFICATION_FAILED,
+)
+# Every fleetwave event (a rule with this pattern on the fleetwave bus sees them all).
+FLEETWAVE_EVENT_PATTERN: Final = {"source": [FLEETWAVE_EVENT_SOURCE]}
+# Version of the event details and the SNS payload; bumped only for changes that are not additive.
+NOTIFICATION_SCHEMA_VERSION: Final = "1"
 
 # --- Names of the resources (the stack and the local twin use the same ones) -----------------
 RESOURCE_PREFIX: Final = "fleetwave"
@@ -105,3 +129,38 @@ OUTPUT_START_FUNCTION: Final = "StartRolloutFunctionName"
 OUTPUT_CANCEL_FUNCTION: Final = "CancelRolloutFunctionName"
 OUTPUT_SUMMARY_TOPIC: Final = "SummaryTopicArn"
 OUTPUT_EVENT_BUS: Final = "EventBusName"
+
+# --- Start guards, notices and remediation (ledger items other than rollouts) ------------------
+# One item per spec: the rollout that holds it (never released: free once that rollout ended; see core.windows).
+SPEC_LOCK_PK_PREFIX: Final = "SPECLOCK#"
+# A lock whose holder never got recorded (its starter crashed) is free after this long (start_rollout: 2 min).
+SPEC_LOCK_GRACE_SECONDS: Final = 600
+# Notices ("notifies instead"): pk NOTICE#<spec>, sk <iso time>; notify publishes items of these types.
+NOTICE_PK_PREFIX: Final = "NOTICE#"
+ITEM_TYPE_NOTICE: Final = "notice"
+NOTICE_KIND_START_SKIPPED: Final = "start_skipped"
+# Remediation decisions: pk REMEDIATION#<rule>, sk <iso time>#<instance id>.
+REMEDIATION_PK_PREFIX: Final = "REMEDIATION#"
+ITEM_TYPE_REMEDIATION: Final = "remediation"
+# Cooldown locks (REMLOCK#<rule>#<instance>) and storm counters (REMRATE#<rule>, sk = hour bucket), both with TTL.
+REMEDIATION_LOCK_PK_PREFIX: Final = "REMLOCK#"
+REMEDIATION_RATE_PK_PREFIX: Final = "REMRATE#"
+NOTICE_TTL_DAYS: Final = 90
+# Managed node IDs as remediation accepts them from an alarm's dimension or tag (EC2 and hybrid nodes).
+MANAGED_NODE_ID_PATTERN: Final = r"^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$"
+# The remediate function's timeout (the stack sets it): a cooldown claim older than this has no live claimer.
+REMEDIATE_TIMEOUT_SECONDS: Final = 60
+
+# --- The outbox (notify reads the ledger's DynamoDB stream) -----------------------------------
+# Ledger item types notify publishes for; every other item (invocations, chunks, shards, ...) is skipped.
+ITEM_TYPE_ROLLOUT: Final = "rollout"
+ITEM_TYPE_WAVE: Final = "wave"
+NOTIFY_ITEM_TYPES: Final = (ITEM_TYPE_ROLLOUT, ITEM_TYPE_WAVE, ITEM_TYPE_REMEDIATION, ITEM_TYPE_NOTICE)
+# Lambda event filter for the stream event source: only those item types invoke notify at all.
+NOTIFY_STREAM_FILTER_PATTERN: Final = {"dynamodb": {"NewImage": {"type": {"S": list(NOTIFY_ITEM_TYPES)}}}}
+# notify's Powertools Idempotency records live in the ledger under this partition key.
+NOTIFY_IDEMPOTENCY_PK: Final = "IDEMPOTENCY#notify"
+
+# At a wave start, GetConnectionStatus (one call per node) checks waves up to this size; a larger wave refreshes
+# PingStatus instead (DescribeInstanceInformation, 50 nodes per call), so the check fits a wave start's time budget.
+MAX_CONNECTION_CHECKS_PER_WAVE: Final = 500

@@ -27,7 +27,10 @@ class Settings(BaseModel):
     ADVANCE_WAVE_FUNCTION_ARN: str = ""
     # Documents rollouts may run (names); empty means "any" (the IAM policy is the real fence).
     ALLOWED_DOCUMENTS: tuple[str, ...] = ()
+    # Secrets Manager secret holding the Slack incoming-webhook URL (plain, or JSON {"webhook_url": ...}); empty: off.
     SLACK_SECRET_NAME: str = ""
+    # Set by Lambda itself: the region console links in notifications point at.
+    AWS_REGION: str = ""
     # JSON: remediation rules (see fleetwave.core.remediation).
     REMEDIATION_RULES: str = "[]"
 

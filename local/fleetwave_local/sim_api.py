@@ -104,6 +104,7 @@ class SsmApi:
             "DescribeSessions": self._describe_sessions,
             "TerminateSession": self._terminate_session,
             "GetConnectionStatus": self._get_connection_status,
+            "GetCalendarState": sim.calendars.get_calendar_state,
         }
 
     def handle(self, operation: str, event_name: str, request: AWSPreparedRequest) -> AWSResponse | None:

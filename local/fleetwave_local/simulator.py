@@ -192,7 +192,10 @@ class FleetSimulator:
             client_factory=self.client,
         )
         from .sim_api import SsmApi  # here: sim_api imports this module (for typing)
+        from .sim_calendars import ChangeCalendars
 
+        #: SSM Change Calendars (GetCalendarState)
+        self.calendars = ChangeCalendars(self.clock)
         self._api = SsmApi(self)
 
     # --- installation ----------------------------------------------------------------------------------------------

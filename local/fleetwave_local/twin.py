@@ -9,6 +9,7 @@ virtual clock, so a four-hour rollout with bake times runs in seconds.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -17,13 +18,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 from fleetwave.adapters.ledger import Ledger, forget_placements
 from fleetwave.constants import (
+    CLOUDWATCH_EVENT_SOURCE,
+    DETAIL_TYPE_ALARM,
     EVENT_BUS_NAME,
+    FLEETWAVE_EVENT_PATTERN,
     GSI_BY_INSTANCE,
     GSI_BY_INSTANCE_PK,
     GSI_BY_INSTANCE_SK,
@@ -57,6 +61,12 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 _AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 _COUNTED_SERVICES = ("ssm", "ec2", "dynamodb", "scheduler", "cloudwatch", "sns", "events")
+# The twin's Slack webhook secret and the rule that copies every fleetwave event into an inbox queue.
+SLACK_SECRET_NAME = "fleetwave/slack-webhook"  # noqa: S105 (a secret's name, not a secret)
+EVENTS_CAPTURE_RULE_NAME = "fleetwave-twin-events-capture"
+EVENTS_INBOX_NAME = "fleetwave-twin-events-inbox"
+# Like the stack's stream event source mapping: a failing batch is retried this often, then given up.
+STREAM_RETRY_ATTEMPTS = 5
 
 
 def function_arn(key: str) -> str:
@@ -64,6 +74,71 @@ def function_arn(key: str) -> str:
 
 
 _FUNCTION_KEYS = {function_name(key): key for key in HANDLERS}
+
+
+def alarm_arn(name: str) -> str:
+    return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+
+
+def alarm_state_change_event(
+    alarm_name: str,
+    *,
+    event_id: str,
+    at: datetime,
+    state: str = "ALARM",
+    previous_state: str = "OK",
+    dimensions: dict[str, str] | None = None,
+    composite: bool = False,
+    metric_name: str = "StatusCheckFailed",
+    namespace: str = "AWS/EC2",
+    description: str = "",
+    reason: str = "Threshold Crossed: 1 out of the last 1 datapoints was greater than or equal to the threshold (1.0).",
+    region: str = REGION,
+    account: str = ACCOUNT,
+) -> dict[str, Any]:
+    """The EventBridge envelope of a ``CloudWatch Alarm State Change`` event, field for field as AWS documents it:
+    a metric alarm carries ``configuration.metrics[].metricStat.metric.dimensions``; a composite alarm carries its
+    ``alarmRule`` and no metrics."""
+    stamp = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}+0000"
+    configuration: dict[str, Any]
+    if composite:
+        configuration = {"alarmRule": f"ALARM({alarm_name}-a) OR ALARM({alarm_name}-b)", "description": description}
+    else:
+        configuration = {
+            "description": description,
+            "metrics": [
+                {
+                    "id": "m1",
+                    "metricStat": {
+                        "metric": {"dimensions": dict(dimensions or {}), "name": metric_name, "namespace": namespace},
+                        "period": 60,
+                        "stat": "Maximum",
+                    },
+                    "returnData": True,
+                }
+            ],
+        }
+    return {
+        "version": "0",
+        "id": event_id,
+        "detail-type": DETAIL_TYPE_ALARM,
+        "source": CLOUDWATCH_EVENT_SOURCE,
+        "account": account,
+        "time": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:cloudwatch:{region}:{account}:alarm:{alarm_name}"],
+        "detail": {
+            "alarmName": alarm_name,
+            "state": {
+                "value": state,
+                "reason": reason,
+                "reasonData": json.dumps({"version": "1.0", "queryDate": stamp, "threshold": 1.0}),
+                "timestamp": stamp,
+            },
+            "previousState": {"value": previous_state, "reason": "Threshold Crossed", "timestamp": stamp},
+            "configuration": configuration,
+        },
+    }
 
 
 @dataclass
@@ -85,6 +160,11 @@ class TwinOptions:
     reconcile_every: timedelta = timedelta(minutes=RECONCILE_EVERY_MINUTES)
     start: datetime | None = None
     allowed_documents: tuple[str, ...] = ()
+    # Remediation rules as cdk.json's fleetwave:remediationRules holds them (REMEDIATION_RULES of every function).
+    remediation_rules: list[dict[str, Any]] = field(default_factory=list)
+    # Slack: the webhook URL the twin's secret holds (loopback only), as the plain URL or as JSON {"webhook_url": ..}.
+    slack_webhook_url: str | None = field(default=None, repr=False)  # a credential: kept out of reprs and logs
+    slack_secret_json: bool = False
 
 
 class FakeLambdaContext:
@@ -136,6 +216,18 @@ def _environment(values: dict[str, str | None]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextmanager
+def _moto_random_untouched() -> Iterator[None]:
+    """Create resources without consuming moto's seeded random (instance and command IDs come from it)."""
+    from moto.moto_api._internal import mock_random
+
+    state = mock_random.getstate()
+    try:
+        yield
+    finally:
+        mock_random.setstate(state)
+
+
 @dataclass
 class Resources:
     table_name: str
@@ -147,6 +239,8 @@ class Resources:
     summary_inbox_url: str
     notification_role_arn: str
     scheduler_role_arn: str
+    events_inbox_url: str = ""
+    slack_secret_name: str = ""
 
 
 @dataclass
@@ -157,6 +251,8 @@ class Twin:
     api_calls: Counter[str] = field(default_factory=Counter)
     summaries: list[dict[str, Any]] = field(default_factory=list)
     handler_errors: list[str] = field(default_factory=list)
+    # Every event notify put on the fleetwave bus, as a rule on the bus delivered it to an SQS queue.
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
@@ -183,6 +279,11 @@ class Twin:
         # No real endpoint may be reached from the twin: moto answers everything in process.
         env.update({key: None for key in os.environ if key.startswith("AWS_ENDPOINT_URL") or key == "AWS_PROFILE"})
         self._stack.enter_context(_environment(env))
+        # The functions' Powertools logger was created at import, perhaps before this environment existed: the twin
+        # hosts the functions, so it sets their level (FLEETWAVE_TWIN_LOG_LEVEL, default ERROR) for its lifetime.
+        functions_logger = logging.getLogger("fleetwave")
+        self._stack.callback(functions_logger.setLevel, functions_logger.level)
+        functions_logger.setLevel(str(env["POWERTOOLS_LOG_LEVEL"]).upper())
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws())
@@ -289,6 +390,28 @@ class Twin:
         events.put_rule(Name=STATUS_RULE_NAME, EventPattern=json.dumps(SSM_STATUS_EVENT_PATTERN), State="ENABLED")
         events.put_targets(Rule=STATUS_RULE_NAME, Targets=[{"Id": "status-queue", "Arn": queue_arn}])
         events.create_event_bus(Name=EVENT_BUS_NAME)
+        # The twin's own observers draw no IDs from moto's seeded random: the same seed gives the same fleet.
+        with _moto_random_untouched():
+            events_inbox_url = sqs.create_queue(QueueName=EVENTS_INBOX_NAME)["QueueUrl"]
+            events_inbox_arn = sqs.get_queue_attributes(QueueUrl=events_inbox_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            events.put_rule(
+                Name=EVENTS_CAPTURE_RULE_NAME,
+                EventBusName=EVENT_BUS_NAME,
+                EventPattern=json.dumps(FLEETWAVE_EVENT_PATTERN),
+            )
+            events.put_targets(
+                Rule=EVENTS_CAPTURE_RULE_NAME,
+                EventBusName=EVENT_BUS_NAME,
+                Targets=[{"Id": "inbox", "Arn": events_inbox_arn}],
+            )
+            slack_secret_name = ""
+            if self.options.slack_webhook_url:
+                url = self.options.slack_webhook_url
+                value = json.dumps({"webhook_url": url}) if self.options.slack_secret_json else url
+                self.plumbing("secretsmanager").create_secret(Name=SLACK_SECRET_NAME, SecretString=value)
+                slack_secret_name = SLACK_SECRET_NAME
         summary_topic = sns.create_topic(Name=SUMMARY_TOPIC_NAME)["TopicArn"]
         inbox_url = sqs.create_queue(QueueName="fleetwave-twin-summary-inbox")["QueueUrl"]
         inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -305,6 +428,8 @@ class Twin:
             summary_inbox_url=inbox_url,
             notification_role_arn=f"arn:aws:iam::{ACCOUNT}:role/fleetwave-ssm-notifications",
             scheduler_role_arn=f"arn:aws:iam::{ACCOUNT}:role/fleetwave-scheduler",
+            events_inbox_url=events_inbox_url,
+            slack_secret_name=slack_secret_name,
         )
 
     def settings(self) -> Settings:
@@ -319,6 +444,9 @@ class Twin:
             SCHEDULER_ROLE_ARN=r.scheduler_role_arn,
             ADVANCE_WAVE_FUNCTION_ARN=function_arn("advance_wave"),
             ALLOWED_DOCUMENTS=self.options.allowed_documents,
+            SLACK_SECRET_NAME=r.slack_secret_name,
+            AWS_REGION=REGION,
+            REMEDIATION_RULES=json.dumps(self.options.remediation_rules),
         )
 
     def _build_deps(self) -> Any:
@@ -341,8 +469,21 @@ class Twin:
             Name=name, Content=json.dumps(content), DocumentType=document_type, DocumentFormat="JSON"
         )
 
-    def put_alarm(self, name: str, state: str = "OK") -> None:
+    def put_alarm(
+        self,
+        name: str,
+        state: str = "OK",
+        *,
+        dimensions: dict[str, str] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Create (or update) a metric alarm in moto's CloudWatch and set its state; returns its ARN."""
         cloudwatch = self.plumbing("cloudwatch")
+        extra: dict[str, Any] = {}
+        if dimensions:
+            extra["Dimensions"] = [{"Name": key, "Value": value} for key, value in dimensions.items()]
+        if tags:
+            extra["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
         cloudwatch.put_metric_alarm(
             AlarmName=name,
             MetricName="Errors",
@@ -352,8 +493,29 @@ class Twin:
             EvaluationPeriods=1,
             Threshold=1,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
+            **extra,
         )
         cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="twin")
+        return alarm_arn(name)
+
+    def set_alarm_state(self, name: str, state: str) -> None:
+        self.plumbing("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="twin")
+
+    def set_calendar(self, name: str, state: str = "OPEN") -> None:
+        """An SSM Change Calendar that is OPEN or CLOSED from now on (the simulator answers GetCalendarState)."""
+        self.sim.calendars.set_state(name, "CLOSED" if state == "CLOSED" else "OPEN")
+
+    def alarm_event(self, alarm_name: str, **kwargs: Any) -> dict[str, Any]:
+        """A CloudWatch Alarm State Change event as EventBridge delivers it (see alarm_state_change_event)."""
+        kwargs.setdefault("event_id", str(uuid.UUID(int=self._rng.getrandbits(128), version=4)))
+        kwargs.setdefault("at", self.clock.now())
+        return alarm_state_change_event(alarm_name, **kwargs)
+
+    def alarm(self, alarm_name: str, **kwargs: Any) -> dict[str, Any]:
+        """EventBridge delivers an alarm state change to remediate (the alarm rule's target); returns its answer."""
+        result: dict[str, Any] = self.invoke("remediate", self.alarm_event(alarm_name, **kwargs))
+        self.deliver()
+        return result
 
     # ------------------------------------------------------------------ invoking the functions
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
@@ -463,12 +625,46 @@ class Twin:
                     break
                 for start in range(0, len(records), 100):
                     batch = records[start : start + 100]
-                    self.invoke("notify", {"Records": [{**r, "eventSource": "aws:dynamodb"} for r in batch]})
+                    self._notify(batch)
                     delivered += len(batch)
             self._shard_iterators[shard_id] = iterator
         if delivered:
-            self._collect_summaries()
+            self.collect_notifications()
         return delivered
+
+    def collect_notifications(self) -> None:
+        """Move what notify published (SNS messages, bus events) from their inbox queues to ``summaries``/``events``."""
+        self._collect_summaries()
+        self._collect_events()
+
+    def _notify(self, batch: list[dict[str, Any]]) -> None:
+        """Invoke notify like Lambda's stream poller: on batch item failures, again from the first failed record."""
+        for _ in range(1 + STREAM_RETRY_ATTEMPTS):
+            response = self.invoke("notify", {"Records": [{**r, "eventSource": "aws:dynamodb"} for r in batch]}) or {}
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+            if not failed:
+                return
+            self.handler_errors.append(f"notify: {len(failed)} record(s) to retry")
+            first = min(i for i, r in enumerate(batch) if r["dynamodb"]["SequenceNumber"] in failed)
+            batch = batch[first:]
+        self.handler_errors.append(f"notify: gave up on {len(batch)} record(s) after {STREAM_RETRY_ATTEMPTS} retries")
+
+    def replay_stream(self) -> int:
+        """Deliver the whole stream to notify again, from its first record (a redelivery, as after a crash)."""
+        self._shard_iterators.clear()
+        return self._deliver_stream()
+
+    def _collect_events(self) -> None:
+        sqs = self.plumbing("sqs")
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.resources.events_inbox_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return
+            for message in messages:
+                self.events.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=self.resources.events_inbox_url, ReceiptHandle=message["ReceiptHandle"])
 
     def _collect_summaries(self) -> None:
         sqs = self.plumbing("sqs")

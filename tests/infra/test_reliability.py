@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stacks.functions import FUNCTIONS
@@ -58,6 +60,19 @@ def test_notify_consumes_the_ledger_stream_with_bounded_retries_and_a_dlq(synthe
     assert mapping["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": [synthesized.logical_id(stack.functions.failed_invocations), "Arn"]
     }
+
+
+def test_only_the_item_types_notify_publishes_invoke_it(synthesized: Synthesized) -> None:
+    # Given the ledger stream's mapping to notify
+    notify_id = synthesized.logical_id(synthesized.stack.functions.functions["notify"])
+    [mapping] = [
+        m["Properties"]
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["FunctionName"] == {"Ref": notify_id}
+    ]
+    # Then invocation, chunk and shard writes (most of the stream) never invoke it
+    [pattern] = [json.loads(f["Pattern"]) for f in mapping["FilterCriteria"]["Filters"]]
+    assert pattern == {"dynamodb": {"NewImage": {"type": {"S": ["rollout", "wave", "remediation", "notice"]}}}}
 
 
 @pytest.mark.parametrize("key", ASYNC_FUNCTIONS)

@@ -5,12 +5,24 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fleetwave import constants
 from fleetwave.core.spec import load_spec_text, parse_spec
 
 from stacks.names import spec_schedule_name
 
-from .conftest import MONTHLY_SPEC, NIGHTLY_SPEC, Synthesized
+from .conftest import (
+    MONTHLY_SPEC,
+    NIGHTLY_SPEC,
+    PROJECT_ROOT,
+    REMEDIATION_DOCUMENT,
+    REMEDIATION_RULES,
+    Synthesized,
+    as_list,
+    find_statements,
+    statements_of_role,
+    synthesize,
+)
 
 
 def schedules(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
@@ -52,3 +64,41 @@ def test_long_spec_names_still_make_valid_unique_schedule_names() -> None:
     long_a, long_b = "a" * 64, "a" * 63 + "b"
     assert len(spec_schedule_name(long_a)) <= 64
     assert spec_schedule_name(long_a) != spec_schedule_name(long_b)
+
+
+@pytest.fixture(scope="module")
+def with_repository_specs(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The repository's own specs/ scheduled, and a remediation rule that verifies its alarm recovered."""
+    context = {
+        "fleetwave:allowedDocuments": ["AWS-RunPatchBaseline", REMEDIATION_DOCUMENT],
+        "fleetwave:scheduledSpecs": ["specs/*.yaml"],
+        "fleetwave:remediationRules": [{**REMEDIATION_RULES[0], "verify_minutes": 15}],
+    }
+    return synthesize(context, tmp_path_factory.mktemp("cdk.out.specs"))
+
+
+def test_the_example_spec_in_specs_gets_its_schedule(with_repository_specs: Synthesized) -> None:
+    # Given specs/monthly-patching.yaml, as cdk.json's fleetwave:scheduledSpecs would name it
+    example = load_spec_text((PROJECT_ROOT / "specs" / "monthly-patching.yaml").read_text(encoding="utf-8"))
+    assert example.schedule is not None
+    # Then the template holds its schedule, with its cron expression and time zone, starting that very spec
+    schedule = schedules(with_repository_specs)[spec_schedule_name(example.name)]
+    assert schedule["ScheduleExpression"] == f"cron({example.schedule.cron})" == "cron(0 3 ? * TUE#2 *)"
+    assert schedule["ScheduleExpressionTimezone"] == example.schedule.timezone == "Europe/Paris"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"} and schedule["State"] == "ENABLED"
+    assert parse_spec(json.loads(schedule["Target"]["Input"])["spec"]) == example
+
+
+def test_verification_timers_may_invoke_remediate_only_when_a_rule_verifies(
+    with_repository_specs: Synthesized, synthesized: Synthesized
+) -> None:
+    def timer_targets(synth: Synthesized) -> set[str]:
+        statements = statements_of_role(synth, synth.logical_id(synth.stack.timers.role))
+        invokes = find_statements(statements, "lambda:InvokeFunction")
+        return {r["Fn::GetAtt"][0] for s in invokes for r in as_list(s["Resource"])}
+
+    remediate = with_repository_specs.logical_id(with_repository_specs.stack.functions.functions["remediate"])
+    # With verify_minutes, Scheduler invokes remediate with {"verify": ...} after the run
+    assert remediate in timer_targets(with_repository_specs)
+    # Without it (the shared template's rule), Scheduler may not invoke remediate at all
+    assert synthesized.logical_id(synthesized.stack.functions.functions["remediate"]) not in timer_targets(synthesized)

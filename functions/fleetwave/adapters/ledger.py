@@ -32,8 +32,13 @@ from fleetwave.constants import (
     GSI_BY_SPEC_PK,
     GSI_BY_STATE,
     GSI_BY_STATE_PK,
+    ITEM_TYPE_NOTICE,
+    ITEM_TYPE_REMEDIATION,
     MAX_TRANSACTION_ITEMS,
+    NOTICE_PK_PREFIX,
+    NOTICE_TTL_DAYS,
     PK,
+    REMEDIATION_PK_PREFIX,
     SHARD_SIZE,
     SK,
     TTL_ATTRIBUTE,
@@ -48,11 +53,11 @@ from fleetwave.core.model import (
     WaveState,
     empty_counts,
 )
-from fleetwave.core.planner import Plan
+from fleetwave.core.planner import DEFERRED_WAVE_MARK, Plan, WaveCheck
 from fleetwave.core.status import TERMINAL, InvocationStatus
 from fleetwave.core.summary import FailedInvocation
 from fleetwave.core.tracking import InvocationKey, Placement, Transition
-from fleetwave.errors import ConflictError, NotFoundError
+from fleetwave.errors import ConflictError, FleetwaveError, NotFoundError
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -94,6 +99,11 @@ def counter_attr(status: InvocationStatus) -> str:
 
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def sortable_iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds always written, so that sort keys sort in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -793,6 +803,258 @@ class Ledger:
             Limit=limit,
         )
         return [_de(item) for item in response.get("Items", [])]
+
+    # ------------------------------------------------------------------ wave start: deferred and skipped nodes
+    def deferred_wave_index(self, rollout_id: str) -> int | None:
+        """The index of the rollout's deferred wave (nodes moved there for an active session), if it has one."""
+        item = self._get(rollout_pk(rollout_id), ROLLOUT_SK, projection="deferred_wave")
+        value = (item or {}).get("deferred_wave")
+        return None if value is None else int(value)
+
+    def reshape_wave(
+        self,
+        rollout: Rollout,
+        wave: Wave,
+        targets: Sequence[str],
+        check: WaveCheck,
+        *,
+        deferred_wave: Wave | None,
+        deferred_concurrency: int,
+    ) -> int | None:
+        """Before wave ``wave`` starts: keep ``check.keep`` in it, move ``check.deferred`` to the end of the deferred
+        wave (created as the last wave if needed), record ``check.skipped``. One transaction, conditioned on the
+        rollout and both waves being as read, so a racing or repeated wave start cannot apply it twice.
+
+        Only shards from the first changed position on are rewritten. Returns the deferred wave's index, if any.
+        """
+        pk = rollout_pk(rollout.rollout_id)
+        keep = list(check.keep)
+        items: list[dict[str, Any]] = []
+        first_changed = next(
+            (i for i, instance_id in enumerate(targets) if i >= len(keep) or keep[i] != instance_id), len(targets)
+        )
+        old_shards = -(-wave.size // SHARD_SIZE)
+        new_shards = -(-len(keep) // SHARD_SIZE)
+        for shard in range(first_changed // SHARD_SIZE, new_shards):
+            items.append(
+                {"Put": self._shard_put(pk, wave.index, shard, keep[shard * SHARD_SIZE : (shard + 1) * SHARD_SIZE])}
+            )
+        for shard in range(max(first_changed // SHARD_SIZE, new_shards), old_shards):
+            items.append({"Delete": {"TableName": self.table, "Key": self._key(pk, shard_sk(wave.index, shard))}})
+        items.append({"Update": self._wave_resize(pk, wave.index, old_size=wave.size, new_size=len(keep))})
+
+        deferred_index: int | None = None
+        new_wave_count = rollout.wave_count
+        if check.deferred:
+            if deferred_wave is None:
+                deferred_index, old_size, tail = rollout.wave_count, 0, []
+                new_wave_count += 1
+            else:
+                deferred_index, old_size = deferred_wave.index, deferred_wave.size
+                tail = self.get_wave_targets(
+                    rollout.rollout_id, deferred_index, old_size - old_size % SHARD_SIZE, old_size
+                )
+            moved = tail + list(check.deferred)
+            first_shard = old_size // SHARD_SIZE
+            for offset, start in enumerate(range(0, len(moved), SHARD_SIZE)):
+                ids = moved[start : start + SHARD_SIZE]
+                items.append({"Put": self._shard_put(pk, deferred_index, first_shard + offset, ids)})
+            new_size = old_size + len(check.deferred)
+            if deferred_wave is None:
+                item = {
+                    PK: pk,
+                    SK: wave_sk(deferred_index),
+                    "type": "wave",
+                    "index": deferred_index,
+                    "size": new_size,
+                    "max_concurrency": deferred_concurrency,
+                    "state": WaveState.PENDING.value,
+                    "next_chunk": 0,
+                    "dispatched": 0,
+                    "mark": DEFERRED_WAVE_MARK,
+                    "deferred": True,
+                }
+                items.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _ser(item),
+                            "ConditionExpression": "attribute_not_exists(#pk)",
+                            "ExpressionAttributeNames": {"#pk": PK},
+                        }
+                    }
+                )
+            else:
+                items.append(
+                    {
+                        "Update": self._wave_resize(
+                            pk, deferred_index, old_size=old_size, new_size=new_size, concurrency=deferred_concurrency
+                        )
+                    }
+                )
+
+        for part, start in enumerate(range(0, len(check.skipped), SHARD_SIZE)):
+            item = {
+                PK: pk,
+                # Unique per check: a wave is only checked again after an earlier check shrank it.
+                SK: f"SKIPPED#W{wave.index:04d}#{wave.size:06d}#{part:04d}",
+                "type": "skipped",
+                "wave": wave.index,
+                "targets": [
+                    {"instance_id": s.instance_id, "reason": s.reason}
+                    for s in check.skipped[start : start + SHARD_SIZE]
+                ],
+            }
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _ser(item),
+                        "ConditionExpression": "attribute_not_exists(#pk)",
+                        "ExpressionAttributeNames": {"#pk": PK},
+                    }
+                }
+            )
+
+        sets = ["wave_count = :wc"]
+        values: dict[str, Any] = {
+            ":wc": new_wave_count,
+            ":old_wc": rollout.wave_count,
+            ":state": rollout.state.value,
+            ":cw": rollout.current_wave,
+            ":minus": -len(check.skipped),
+            ":plus": len(check.skipped),
+        }
+        if deferred_index is not None:
+            sets.append("deferred_wave = :dw")
+            values[":dw"] = deferred_index
+        items.append(
+            {
+                "Update": self._update(
+                    pk,
+                    ROLLOUT_SK,
+                    "SET " + ", ".join(sets) + " ADD target_count :minus, skipped_count :plus",
+                    condition="#state = :state AND current_wave = :cw AND wave_count = :old_wc",
+                    names={"#state": "state"},
+                    values=values,
+                )
+            }
+        )
+        if len(items) > MAX_TRANSACTION_ITEMS:
+            raise WaveReshapeTooLargeError(
+                f"moving {len(check.deferred)} and skipping {len(check.skipped)} targets of wave {wave.index} "
+                f"takes {len(items)} writes; one transaction holds {MAX_TRANSACTION_ITEMS}"
+            )
+        self._transact(items)
+        return deferred_index
+
+    def _shard_put(self, pk: str, wave: int, shard: int, instance_ids: Sequence[str]) -> dict[str, Any]:
+        item = {PK: pk, SK: shard_sk(wave, shard), "type": "shard", "instance_ids": list(instance_ids)}
+        return {"TableName": self.table, "Item": _ser(item)}
+
+    def _wave_resize(
+        self, pk: str, wave: int, *, old_size: int, new_size: int, concurrency: int | None = None
+    ) -> dict[str, Any]:
+        expression = "SET #size = :new" + (", max_concurrency = :mc" if concurrency is not None else "")
+        values: dict[str, Any] = {":new": new_size, ":old": old_size, ":pending": WaveState.PENDING.value}
+        if concurrency is not None:
+            values[":mc"] = concurrency
+        return self._update(
+            pk,
+            wave_sk(wave),
+            expression,
+            condition="#state = :pending AND #size = :old",
+            names={"#size": "size", "#state": "state"},
+            values=values,
+        )
+
+    # ------------------------------------------------------------------ notices and remediation decisions
+    def put_notice(
+        self, spec_name: str, kind: str, reason: str, now: datetime, extra: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A "notify instead" record (e.g. a start skipped): notify turns items of type notice into messages."""
+        item = {
+            PK: f"{NOTICE_PK_PREFIX}{spec_name}",
+            "type": ITEM_TYPE_NOTICE,
+            "kind": kind,
+            "spec_name": spec_name,
+            "reason": reason,
+            TTL_ATTRIBUTE: int((now + timedelta(days=NOTICE_TTL_DAYS)).timestamp()),
+            **(extra or {}),
+        }
+        return self._put_at(item, now, "")
+
+    def put_remediation_record(
+        self,
+        rule: str,
+        instance_id: str,
+        outcome: str,
+        reason: str,
+        now: datetime,
+        *,
+        alarm_name: str,
+        rollout_id: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One remediation decision (started, skipped, verification_failed); notify publishes it."""
+        item = {
+            PK: f"{REMEDIATION_PK_PREFIX}{rule}",
+            "type": ITEM_TYPE_REMEDIATION,
+            "outcome": outcome,
+            "reason": reason,
+            "rule": rule,
+            "alarm_name": alarm_name,
+            "instance_id": instance_id,
+            "rollout_id": rollout_id,
+            TTL_ATTRIBUTE: int((now + timedelta(days=NOTICE_TTL_DAYS)).timestamp()),
+            **(extra or {}),
+        }
+        return self._put_at(item, now, f"#{instance_id}")
+
+    def _put_at(self, item: dict[str, Any], now: datetime, suffix: str) -> dict[str, Any]:
+        """Put ``item`` with sort key ``<iso time><suffix>``; two records in one instant (the same microsecond)
+        do not overwrite each other: the later one moves on by a microsecond."""
+        for step in range(10):
+            item[SK] = f"{sortable_iso(now + timedelta(microseconds=step))}{suffix}"
+            try:
+                self.db.put_item(
+                    TableName=self.table,
+                    Item=_ser(item),
+                    ConditionExpression="attribute_not_exists(#pk)",
+                    ExpressionAttributeNames={"#pk": PK},
+                )
+                return item
+            except ClientError as error:
+                if not _is_condition_failure(error):
+                    raise
+        raise ConflictError(f"no free sort key for {item[PK]} at {iso(now)}")
+
+    def notices(self, spec_name: str) -> list[dict[str, Any]]:
+        """A spec's notices, oldest first."""
+        return self._partition(f"{NOTICE_PK_PREFIX}{spec_name}")
+
+    def remediation_records(self, rule: str) -> list[dict[str, Any]]:
+        """A rule's remediation decisions, oldest first."""
+        return self._partition(f"{REMEDIATION_PK_PREFIX}{rule}")
+
+    def _partition(self, pk: str) -> list[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#pk = :pk",
+            "ExpressionAttributeNames": {"#pk": PK},
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self.db.query(**kwargs)
+            items.extend(_de(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class WaveReshapeTooLargeError(FleetwaveError):
+    """Deferring or skipping these targets needs more writes than one transaction holds: the wave starts unchanged."""
 
 
 _PLACEMENTS: dict[str, Placement] = {}

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from fleetwave.adapters.aws import error_code
 from fleetwave.constants import MAX_IDS_PER_COMMAND, MAX_LIST_INVOCATIONS_PAGE
-from fleetwave.core.planner import NodeInfo
+from fleetwave.core.planner import ActiveSession, NodeInfo
 from fleetwave.errors import NotFoundError, SpecRejectedError
 
 _INSTANCE_INFO_PAGE = 50
@@ -146,18 +146,48 @@ class SsmGateway:
 
     def active_session_targets(self, instance_ids: Iterable[str]) -> set[str]:
         """Nodes with an active Session Manager session (DescribeSessions, State=Active)."""
+        return {session.target for session in self.active_sessions(instance_ids)}
+
+    def active_sessions(self, instance_ids: Iterable[str]) -> list[ActiveSession]:
+        """Active Session Manager sessions on these nodes.
+
+        One DescribeSessions page (200 sessions) lists every active session of the account and region; its Target
+        filter takes one node per call. Listing and intersecting costs ceil(active sessions / 200) calls whatever
+        the number of nodes, where filtering would cost one call per node.
+        """
         wanted = set(instance_ids)
-        busy: set[str] = set()
+        found: list[ActiveSession] = []
+        if not wanted:
+            return found
         kwargs: dict[str, Any] = {"State": "Active", "MaxResults": 200}
         while True:
             response = self.ssm.describe_sessions(**kwargs)
             for session in response.get("Sessions", []):
                 if session.get("Target") in wanted:
-                    busy.add(session["Target"])
+                    found.append(
+                        ActiveSession(
+                            session_id=str(session["SessionId"]),
+                            target=str(session["Target"]),
+                            started_at=_aware(session["StartDate"]),
+                        )
+                    )
             token = response.get("NextToken")
             if not token:
-                return busy
+                return found
             kwargs["NextToken"] = token
+
+    def terminate_session(self, session_id: str) -> None:
+        try:
+            self.ssm.terminate_session(SessionId=session_id)
+        except ClientError as error:
+            # The session ended on its own meanwhile: what was asked for is done.
+            if error_code(error) != "DoesNotExistException":
+                raise
+
+    def is_connected(self, instance_id: str) -> bool:
+        """GetConnectionStatus: whether the node's agent is connected now (one call per node)."""
+        status = self.ssm.get_connection_status(Target=instance_id).get("Status", "")
+        return str(status).lower() == "connected"
 
     # ------------------------------------------------------------------ commands
     def send_command(self, request: CommandRequest) -> str:
@@ -257,3 +287,9 @@ class SsmGateway:
             if not token:
                 return found
             kwargs["NextToken"] = token
+
+
+def _aware(value: Any) -> datetime:
+    """botocore parses timestamps to aware datetimes; a naive one is UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -174,13 +174,16 @@ class DocumentSpec(_Model):
     @field_validator("parameters", mode="before")
     @classmethod
     def _parameters(cls, value: Any) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        normalized: dict[str, list[str]] = {}
-        for key, raw in value.items():
-            items = raw if isinstance(raw, list) else [raw]
-            normalized[str(key)] = [json.dumps(item) if isinstance(item, dict | list) else str(item) for item in items]
-        return normalized
+        return normalize_parameters(value) if isinstance(value, Mapping) else value
+
+
+def normalize_parameters(value: Mapping[Any, Any]) -> dict[str, list[str]]:
+    """Document parameters as SSM takes them: every value a list of strings (mappings and lists as JSON)."""
+    normalized: dict[str, list[str]] = {}
+    for key, raw in value.items():
+        items = raw if isinstance(raw, list) else [raw]
+        normalized[str(key)] = [json.dumps(item) if isinstance(item, dict | list) else str(item) for item in items]
+    return normalized
 
 
 class TargetsSpec(_Model):

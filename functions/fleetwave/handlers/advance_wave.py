@@ -22,7 +22,7 @@ class AdvanceRequest(BaseModel):
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
     request = AdvanceRequest.model_validate(event)
-    logger.append_keys(rollout_id=request.rollout_id)
+    logger.set_correlation_id(request.rollout_id)
     rollout = advance(deps or default_deps(), request.rollout_id, request.wave)
     metrics.add_metric(name="BudgetLeft", unit="Count", value=max(0, rollout.remaining_budget))
     return {"rollout_id": rollout.rollout_id, "state": rollout.state.value, "wave": rollout.current_wave}

@@ -22,7 +22,7 @@ class CancelRequest(BaseModel):
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
     request = CancelRequest.model_validate(event)
-    logger.append_keys(rollout_id=request.rollout_id)
+    logger.set_correlation_id(request.rollout_id)
     rollout = cancel_rollout(deps or default_deps(), request.rollout_id, request.reason)
     metrics.add_metric(name="CancelRequests", unit="Count", value=1)
     return {"rollout_id": rollout.rollout_id, "state": rollout.state.value, "reason": rollout.reason}

@@ -32,5 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = N
         logger.warning("rollout rejected: %s", error)
         metrics.add_metric(name="RolloutsRejected", unit="Count", value=1)
         return {"rejected": True, "problems": error.problems}
-    metrics.add_metric(name="RolloutsStarted", unit="Count", value=1)
-    return result.as_dict()
+    answer = result.as_dict()
+    if "rollout_id" in answer:  # a skipped start (blackout, closed calendar, already running) counts elsewhere
+        metrics.add_metric(name="RolloutsStarted", unit="Count", value=1)
+    return answer

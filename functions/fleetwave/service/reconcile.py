@@ -15,7 +15,7 @@ from fleetwave.service.deps import Deps
 from fleetwave.service.rollouts import advance, recover_intent, settle
 from fleetwave.service.track import poll_command
 
-logger = Logger(child=True)
+logger = Logger(service="fleetwave", child=True)
 
 # Halted or cancelled rollouts keep being polled for this long: CancelCommand may let invocations finish.
 AFTER_HALT_WINDOW = timedelta(days=1)

@@ -13,8 +13,14 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from fleetwave.adapters.aws import error_code
+from fleetwave.adapters.ledger import WaveReshapeTooLargeError
 from fleetwave.adapters.ssm import CommandRequest
-from fleetwave.constants import COMMENT_PREFIX, DISPATCH_CONSISTENCY_WINDOW_SECONDS, MAX_COMMENT_LENGTH
+from fleetwave.constants import (
+    COMMENT_PREFIX,
+    DISPATCH_CONSISTENCY_WINDOW_SECONDS,
+    MAX_COMMENT_LENGTH,
+    MAX_CONNECTION_CHECKS_PER_WAVE,
+)
 from fleetwave.core.engine import (
     Action,
     CancelCommands,
@@ -29,13 +35,21 @@ from fleetwave.core.engine import (
     decide_wave_start,
     intent_is_stale,
 )
-from fleetwave.core.model import Chunk, ChunkState, Rollout, RolloutState, Wave
+from fleetwave.core.model import Chunk, ChunkState, Rollout, RolloutState, Wave, WaveState
+from fleetwave.core.planner import (
+    NOT_CONNECTED_REASON,
+    busy_nodes,
+    check_wave,
+    sessions_to_terminate,
+    skip_reason,
+    wave_concurrency,
+)
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.errors import ConflictError, RetryLaterError
 from fleetwave.observability import metrics
 from fleetwave.service.deps import Deps
 
-logger = Logger(child=True)
+logger = Logger(service="fleetwave", child=True)
 
 # SendCommand errors that no retry can fix: the rollout fails instead of looping.
 _FATAL_SEND_ERRORS = frozenset(
@@ -137,6 +151,10 @@ def _execute_one(deps: Deps, rollout: Rollout, wave: Wave | None, chunks: list[C
             )
             logger.info("wave %d postponed: %s", next_wave, reason, extra={"rollout_id": rollout.rollout_id})
         case StartWave(wave=index):
+            nobody_left = check_wave_start(deps, rollout, index)
+            if nobody_left is not None:
+                _execute_one(deps, rollout, wave, chunks, nobody_left)
+                return
             deps.ledger.start_wave(rollout.rollout_id, index, now)
             metrics.add_metric(name="WavesStarted", unit="Count", value=1)
             logger.info("wave %d started", index, extra={"rollout_id": rollout.rollout_id})
@@ -155,6 +173,82 @@ def advance(deps: Deps, rollout_id: str, wave_index: int) -> Rollout:
     actions = decide_wave_start(rollout, wave_index, deps.now(), alarm_states=alarm_states, closed_calendars=closed)
     execute(deps, rollout, None, [], actions)
     return settle(deps, rollout_id)
+
+
+def check_wave_start(deps: Deps, rollout: Rollout, wave_index: int) -> Halt | None:
+    """Just before a wave dispatches, look at its nodes again (the plan may be hours old; see core.planner):
+    end sessions the spec allows to end, move nodes in a session to the deferred wave, skip nodes that are not
+    connected. Safe to repeat and to race: the ledger applies the change only to the wave as it was read.
+    Returns a Halt (FAILED) when no target of the whole rollout would be left: nothing could run at all.
+
+    API calls: ceil(active sessions / 200) DescribeSessions, one TerminateSession per session ended, and one
+    GetConnectionStatus per node that stays in the wave (see unreachable_nodes for large waves). GetConnectionStatus
+    is asked only here, per wave and only for nodes DescribeInstanceInformation found Online at plan time (PingStatus
+    filtered the rest then): asking at plan time would cost the same calls for the whole fleet at once, and be hours
+    stale by the last wave.
+    """
+    wave = deps.ledger.get_wave(rollout.rollout_id, wave_index)
+    if wave is None or wave.state is not WaveState.PENDING or wave.size == 0:
+        return None
+    spec = load_spec(deps, rollout.rollout_id)
+    now = deps.now()
+    targets = deps.ledger.get_wave_targets(rollout.rollout_id, wave_index, 0, wave.size)
+    deferred_index = deps.ledger.deferred_wave_index(rollout.rollout_id)
+    can_defer = wave_index != deferred_index
+    sessions = deps.ssm.active_sessions(targets) if spec.sessions.mode != "ignore" else []
+    terminated: list[str] = []
+    for session in sessions_to_terminate(spec.sessions, sessions, now):
+        deps.ssm.terminate_session(session.session_id)
+        terminated.append(session.session_id)
+    if terminated:
+        metrics.add_metric(name="SessionsTerminated", unit="Count", value=len(terminated))
+        logger.info("terminated %d session(s) older than %d s", len(terminated), spec.sessions.older_than)
+    busy = busy_nodes(spec.sessions, sessions, terminated)
+    staying = [t for t in targets if not (can_defer and t in busy)]
+    check = check_wave(targets, busy=busy, unreachable=unreachable_nodes(deps, staying), can_defer=can_defer)
+    if not check.changed:
+        return None
+    if len(check.skipped) >= rollout.target_count:
+        reasons = sorted({s.reason for s in check.skipped})
+        return Halt(f"no target is reachable: {len(check.skipped)} {', '.join(reasons)}", RolloutState.FAILED)
+    deferred_wave = deps.ledger.get_wave(rollout.rollout_id, deferred_index) if deferred_index is not None else None
+    deferred_size = (deferred_wave.size if deferred_wave else 0) + len(check.deferred)
+    try:
+        moved_to = deps.ledger.reshape_wave(
+            rollout,
+            wave,
+            targets,
+            check,
+            deferred_wave=deferred_wave,
+            deferred_concurrency=wave_concurrency(spec, deferred_size),
+        )
+    except WaveReshapeTooLargeError as error:
+        logger.warning("wave %d starts unchecked: %s", wave_index, error, extra={"rollout_id": rollout.rollout_id})
+        return None
+    if check.deferred:
+        metrics.add_metric(name="NodesDeferred", unit="Count", value=len(check.deferred))
+    if check.skipped:
+        metrics.add_metric(name="NodesNotConnected", unit="Count", value=len(check.skipped))
+    logger.info(
+        "wave %d: %d node(s) in a session moved to wave %s, %d not connected skipped",
+        wave_index,
+        len(check.deferred),
+        moved_to,
+        len(check.skipped),
+        extra={"rollout_id": rollout.rollout_id, "deferred": list(check.deferred[:50])},
+    )
+    return None
+
+
+def unreachable_nodes(deps: Deps, instance_ids: list[str]) -> dict[str, str]:
+    """Nodes a command would not reach now, and why: GetConnectionStatus for each node of a wave up to
+    MAX_CONNECTION_CHECKS_PER_WAVE; beyond that, one call per node would not fit the wave start's time budget (nor
+    SSM's request rate), and a fresh PingStatus (DescribeInstanceInformation, 50 nodes per call) is the check."""
+    if len(instance_ids) <= MAX_CONNECTION_CHECKS_PER_WAVE:
+        return {node: NOT_CONNECTED_REASON for node in instance_ids if not deps.ssm.is_connected(node)}
+    found = deps.ssm.describe_nodes(instance_ids)
+    reasons = {node: skip_reason(info) for node, info in found.items()}
+    return {node: reason for node, reason in reasons.items() if reason is not None}
 
 
 def dispatch_chunk(deps: Deps, rollout: Rollout, wave: Wave, action: DispatchChunk) -> None:

@@ -1,4 +1,10 @@
-"""Starting a rollout: validate the document, resolve and plan the targets, write the ledger, start wave 0."""
+"""Starting a rollout: check that the spec may start now, validate the document, resolve and plan the targets,
+take the spec's lock, write the ledger, start wave 0.
+
+A start that may not happen now (a blackout window, a CLOSED change calendar, an unmet requirement, a rollout of the
+same spec still running) is skipped, not failed: a notice goes to the ledger, which notify turns into a message, and
+the caller gets ``{"skipped": True, "reason": ...}``.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,32 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from fleetwave.adapters.locks import Locks
 from fleetwave.adapters.ssm import DocumentInfo
+from fleetwave.constants import NOTICE_KIND_START_SKIPPED, SPEC_LOCK_GRACE_SECONDS
 from fleetwave.core.model import Rollout, RolloutState
 from fleetwave.core.planner import NodeInfo, Plan, PlanError, plan_rollout
 from fleetwave.core.spec import RolloutSpec
-from fleetwave.errors import SpecRejectedError
+from fleetwave.core.windows import (
+    BlockKind,
+    StartBlocked,
+    blackout_block,
+    calendar_block,
+    requirement_block,
+    running_reason,
+    spec_lock_is_free,
+)
+from fleetwave.errors import ConflictError, NotFoundError, RetryLaterError, SpecRejectedError
+from fleetwave.observability import metrics
 from fleetwave.service.deps import Deps
 from fleetwave.service.rollouts import advance
 
-logger = Logger(child=True)
+logger = Logger(service="fleetwave", child=True)
 
 
 @dataclass(frozen=True)
@@ -46,6 +64,24 @@ class StartResult:
             "document_version": self.document_version,
             "reason": self.reason,
         }
+
+
+@dataclass(frozen=True)
+class StartSkipped:
+    """The spec may not start now; a notice was recorded instead."""
+
+    spec_name: str
+    kind: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"skipped": True, "spec_name": self.spec_name, "kind": self.kind, "reason": self.reason}
+
+
+# How many of the required spec's latest rollouts are read to find its latest ended one.
+_REQUIREMENT_LOOKBACK = 20
+# Rounds of "read the lock, decide, conditional write" before a start gives up to a concurrent one.
+_LOCK_ATTEMPTS = 3
 
 
 def new_rollout_id(now: datetime) -> str:
@@ -108,18 +144,146 @@ def plan_for(deps: Deps, spec: RolloutSpec) -> Plan:
         raise SpecRejectedError([str(error)]) from None
 
 
+def start_blocker(deps: Deps, spec: RolloutSpec, now: datetime) -> StartBlocked | None:
+    """Why ``spec`` may not start now, cheapest check first: blackout windows (no call), change calendars (one
+    GetCalendarState per calendar), the dev-before-prod requirement (one query of the by-spec index)."""
+    blocked = blackout_block(spec, now)
+    if blocked is None and spec.calendars:
+        blocked = calendar_block(spec, deps.gates.calendar_states(spec.calendars))
+    if blocked is None and spec.requires is not None:
+        required = deps.ledger.list_rollouts(spec=spec.requires.spec, limit=_REQUIREMENT_LOOKBACK)
+        blocked = requirement_block(spec, required, now)
+    return blocked
+
+
+def _rollout_or_none(deps: Deps, rollout_id: str) -> Rollout | None:
+    try:
+        return deps.ledger.get_rollout(rollout_id)
+    except NotFoundError:
+        return None
+
+
+def claim_spec(deps: Deps, spec_name: str, rollout_id: str, now: datetime) -> StartBlocked | None:
+    """Make ``rollout_id`` the one running rollout of ``spec_name``, or say which rollout still holds it.
+
+    Race-safe: the lock item changes only by a conditional write from the state that was read, so of two starts at
+    once exactly one wins; the other re-reads and finds the winner holding the lock. Crash-safe: the lock is never
+    released explicitly; it is free once its holder ended (read here), or after a grace period when its holder was
+    never recorded (the start crashed in between).
+    """
+    locks = Locks.for_ledger(deps.ledger)
+    grace = timedelta(seconds=SPEC_LOCK_GRACE_SECONDS)
+    for _ in range(_LOCK_ATTEMPTS):
+        lock = locks.spec_lock(spec_name)
+        if lock is not None:
+            holder = _rollout_or_none(deps, lock.rollout_id)
+            if not spec_lock_is_free(
+                holder, holder_id=lock.rollout_id, acquired_at=lock.acquired_at, now=now, grace=grace
+            ):
+                return StartBlocked(BlockKind.RUNNING, running_reason(spec_name, holder, lock.rollout_id))
+        try:
+            locks.claim_spec_lock(spec_name, rollout_id, now, replacing=lock)
+            return None
+        except ConflictError:
+            continue  # another start changed the lock between our read and our write: read it again
+    return StartBlocked(BlockKind.RUNNING, f"another start of {spec_name!r} is in progress")
+
+
+def skip_start(deps: Deps, spec: RolloutSpec, blocked: StartBlocked, *, trigger: str, now: datetime) -> StartSkipped:
+    """Notify instead of starting: a notice item in the ledger (notify publishes it)."""
+    deps.ledger.put_notice(
+        spec.name,
+        NOTICE_KIND_START_SKIPPED,
+        blocked.reason,
+        now,
+        extra={"blocked_by": blocked.kind.value, "trigger": trigger},
+    )
+    metrics.add_metric(name="RolloutStartsSkipped", unit="Count", value=1)
+    logger.warning("start of %s skipped: %s", spec.name, blocked.reason, extra={"blocked_by": blocked.kind.value})
+    return StartSkipped(spec_name=spec.name, kind=blocked.kind.value, reason=blocked.reason)
+
+
 def start_rollout(
-    deps: Deps, spec: RolloutSpec, *, trigger: str = "cli", extra: Mapping[str, Any] | None = None
-) -> StartResult:
-    """Validate, plan, record and start a rollout. Raises SpecRejectedError before anything is dispatched."""
+    deps: Deps,
+    spec: RolloutSpec,
+    *,
+    trigger: str = "cli",
+    extra: Mapping[str, Any] | None = None,
+    exclusive: bool = True,
+) -> StartResult | StartSkipped:
+    """Check, validate, plan, record and start a rollout. Raises SpecRejectedError before anything is dispatched;
+    returns StartSkipped (and records a notice) when the spec may not start now.
+
+    ``exclusive=False`` skips the one-rollout-per-spec lock: remediation uses it, because its rollouts of one rule
+    on different nodes must run side by side, and its (rule, node) cooldown already keeps one node's apart.
+    """
+    now = deps.now()
+    blocked = start_blocker(deps, spec, now)
+    if blocked is not None:
+        return skip_start(deps, spec, blocked, trigger=trigger, now=now)
+    rollout_id = new_rollout_id(now)
+    if exclusive:
+        blocked = claim_spec(deps, spec.name, rollout_id, now)
+        if blocked is not None:
+            return skip_start(deps, spec, blocked, trigger=trigger, now=now)
+    recorded = False
+    try:
+        rollout, plan = _record(deps, spec, rollout_id, now, trigger=trigger, extra=extra)
+        recorded = True
+    finally:
+        if exclusive and not recorded:
+            # Rejected (or failed) before the rollout existed: let the next start have the spec at once.
+            Locks.for_ledger(deps.ledger).release_spec_lock(spec.name, rollout_id)
+    logger.set_correlation_id(rollout.rollout_id)
+    logger.info(
+        "rollout planned",
+        extra={
+            "targets": plan.target_count,
+            "waves": [w.size for w in plan.waves],
+            "skipped": len(plan.skipped),
+            "document_version": rollout.document_version,
+        },
+    )
+    try:
+        latest = advance(deps, rollout.rollout_id, 0)
+    except RetryLaterError as error:
+        # The rollout is recorded and its first chunk's intent too: the reconciler finishes the dispatch.
+        logger.warning("wave 0 dispatch deferred to the reconciler: %s", error)
+        latest = deps.ledger.get_rollout(rollout.rollout_id)
+    # Wave 0's start may have deferred or skipped nodes (sessions, connection status): report what the ledger holds.
+    changed = latest.wave_count != len(plan.waves) or latest.target_count != plan.target_count
+    waves = deps.ledger.get_waves(rollout.rollout_id) if changed else None
+    skipped = deps.ledger.get_skipped(rollout.rollout_id) if latest.skipped_count != len(plan.skipped) else plan.skipped
+    return StartResult(
+        rollout_id=rollout.rollout_id,
+        state=latest.state.value,
+        target_count=latest.target_count,
+        waves=[w.size for w in waves] if waves is not None else [w.size for w in plan.waves],
+        skipped=[{"instance_id": s.instance_id, "reason": s.reason} for s in skipped],
+        deferred=list(plan.deferred),
+        budget_allowed=plan.budget_allowed,
+        document_version=rollout.document_version,
+        reason=latest.reason,
+    )
+
+
+def _record(
+    deps: Deps,
+    spec: RolloutSpec,
+    rollout_id: str,
+    now: datetime,
+    *,
+    trigger: str,
+    extra: Mapping[str, Any] | None,
+) -> tuple[Rollout, Plan]:
+    """Validate the document, plan, and write the rollout (PENDING). Raises SpecRejectedError."""
     document = deps.ssm.describe_document(spec.document.name, spec.document.version)
     problems = check_document(spec, document, deps.settings.ALLOWED_DOCUMENTS)
     if problems:
         raise SpecRejectedError(problems)
     plan = plan_for(deps, spec)
-    now = deps.now()
     rollout = Rollout(
-        rollout_id=new_rollout_id(now),
+        rollout_id=rollout_id,
         spec_name=spec.name,
         state=RolloutState.PENDING,
         current_wave=0,
@@ -139,25 +303,4 @@ def start_rollout(
     )
     spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
     deps.ledger.create_rollout(rollout, spec_json=spec_json, plan=plan, extra=extra)
-    logger.append_keys(rollout_id=rollout.rollout_id)
-    logger.info(
-        "rollout planned",
-        extra={
-            "targets": plan.target_count,
-            "waves": [w.size for w in plan.waves],
-            "skipped": len(plan.skipped),
-            "document_version": document.version,
-        },
-    )
-    latest = advance(deps, rollout.rollout_id, 0)
-    return StartResult(
-        rollout_id=rollout.rollout_id,
-        state=latest.state.value,
-        target_count=plan.target_count,
-        waves=[w.size for w in plan.waves],
-        skipped=[{"instance_id": s.instance_id, "reason": s.reason} for s in plan.skipped],
-        deferred=list(plan.deferred),
-        budget_allowed=plan.budget_allowed,
-        document_version=document.version,
-        reason=latest.reason,
-    )
+    return rollout, plan

@@ -16,7 +16,7 @@ from fleetwave.observability import metrics
 from fleetwave.service.deps import Deps
 from fleetwave.service.rollouts import settle
 
-logger = Logger(child=True)
+logger = Logger(service="fleetwave", child=True)
 _CONFLICT_RETRIES = 4
 
 
@@ -79,7 +79,9 @@ def track(deps: Deps, observations: Sequence[Observation]) -> TrackResult:
             result.transitions += len(applied)
             # Only an invocation that ends can free capacity, finish a wave or spend budget.
             if any(t.closes for t in applied):
-                settle(deps, rollout_id)
+                logger.set_correlation_id(rollout_id)
+                rollout = settle(deps, rollout_id)
+                metrics.add_metric(name="BudgetLeft", unit="Count", value=max(0, rollout.remaining_budget))
         except (ConflictError, FleetwaveError) as error:
             logger.warning("will retry %d messages: %s", len(message_ids), error, extra={"rollout_id": rollout_id})
             result.failed_message_ids |= message_ids
