@@ -50,6 +50,8 @@ def build_summary(
             "hash": rollout.document_hash,
         },
         "targets": rollout.target_count,
+        "wave_count": rollout.wave_count,
+        "trigger": rollout.trigger,
         "skipped": rollout.skipped_count,
         "skipped_instances": [{"instance_id": s.instance_id, "reason": s.reason} for s in skipped[:MAX_FAILED_LISTED]],
         "counts": _counts(rollout.counts),

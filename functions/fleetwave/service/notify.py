@@ -1,101 +1,419 @@
-"""The outbox: ledger changes (DynamoDB Streams) become summaries. A crash never loses one; a redelivered stream
-batch does not repeat one (the publication is idempotent on rollout and final state)."""
+"""The outbox: ledger changes (the table's DynamoDB stream) become fleetwave events on EventBridge, SNS summaries
+and notices, and Slack messages.
+
+What is news (fleetwave.core.notifications decides):
+  rollout item  PENDING -> RUNNING                    Rollout Started
+                -> HALTED | CANCELLED | FAILED        Rollout Halted    + SNS summary + Slack
+                -> SUCCEEDED | COMPLETED_WITH_ERRORS  Rollout Finished  + SNS summary + Slack
+  wave item     -> RUNNING                            Wave Started      + Slack
+                -> COMPLETE                           Wave Completed    + Slack (not for the last wave)
+  remediation item inserted                           Remediation Started | Remediation Skipped
+  notice item inserted                                SNS notice
+Every other record (invocations, chunks, counters, idempotency records) returns at once.
+
+Exactly once: each (ledger change, channel) is published under a Powertools Idempotency record keyed on the item's
+key and its new state, so a redelivered stream batch, a retried record or a bisected batch publishes nothing twice.
+A failed PutEvents or SNS Publish raises: the record (and, to keep the stream's order, every later record of the
+batch) is reported as a batch item failure and retried. Slack is best effort: a failure is logged and counted, never
+retried by the stream.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.dynamodb.types import TypeDeserializer
+from pydantic import ValidationError
 
-from fleetwave.core.model import RolloutState
+from fleetwave.adapters.aws import client
+from fleetwave.adapters.events_bus import BusEvent, EventBus
+from fleetwave.adapters.ledger import parse_time, rollout_from_item, rollout_pk, wave_from_item
+from fleetwave.adapters.notifier import SummaryPublisher
+from fleetwave.adapters.slack import SlackError, SlackWebhook
+from fleetwave.constants import (
+    NOTIFY_IDEMPOTENCY_PK,
+    NOTIFY_ITEM_TYPES,
+    PK,
+    SK,
+    TTL_ATTRIBUTE,
+)
+from fleetwave.core.model import Rollout, RolloutState, WaveState
+from fleetwave.core.notifications import (
+    NoticeRecord,
+    OutputLocation,
+    RemediationRecord,
+    RolloutReport,
+    SnsMessage,
+    event_id,
+    notice_message,
+    remediation_detail_type,
+    remediation_event_detail,
+    rollout_detail_type,
+    rollout_event_detail,
+    slack_final_message,
+    slack_wants_wave_message,
+    slack_wave_message,
+    summary_message,
+    wave_detail_type,
+    wave_event_detail,
+)
+from fleetwave.core.spec import RolloutSpec
+from fleetwave.core.status import InvocationStatus
 from fleetwave.core.summary import build_summary
+from fleetwave.errors import RetryLaterError
+from fleetwave.observability import metrics
 from fleetwave.service.deps import Deps
 
+logger = Logger(service="fleetwave", child=True)
 _deserializer = TypeDeserializer()
 
+# Stream records live 24 hours and the event source gives up after 6: a week of idempotency records is ample.
+IDEMPOTENCY_TTL_SECONDS = 7 * 86400
+_ITEM_TYPES = frozenset(NOTIFY_ITEM_TYPES)
+SUCCESS = InvocationStatus.SUCCESS
+# Item attributes that may tell when a remediation or notice happened (else: the stream record's time).
+_TIME_ATTRIBUTES = ("at", "occurred_at", "created_at", "decided_at")
 
+
+class OutboxBlockedError(RetryLaterError):
+    """An earlier record of this batch failed: later ones wait for it, so subscribers see changes in order."""
+
+
+# ---------------------------------------------------------------------------------------------------- channels
+@dataclass
+class Channels:
+    """Where notify publishes. Tests and the local twin may pass their own."""
+
+    events: EventBus
+    summaries: SummaryPublisher
+    slack: SlackWebhook | None = None
+
+
+def build_channels(deps: Deps) -> Channels:
+    settings = deps.settings
+    slack = None
+    if settings.SLACK_SECRET_NAME:
+        slack = SlackWebhook(settings.SLACK_SECRET_NAME, SecretsProvider(boto3_client=client("secretsmanager")))
+    return Channels(events=EventBus(client("events"), settings.EVENT_BUS_NAME), summaries=deps.summaries, slack=slack)
+
+
+_channels: tuple[Deps, Channels] | None = None
+
+
+def default_channels(deps: Deps) -> Channels:
+    """The channels of ``deps``, built once (the Slack secret's cache and breaker live as long as they do)."""
+    global _channels
+    if _channels is None or _channels[0] is not deps:
+        _channels = (deps, build_channels(deps))
+    return _channels[1]
+
+
+# ---------------------------------------------------------------------------------------------------- stream records
 @dataclass(frozen=True)
-class StateChange:
-    rollout_id: str
-    old_state: str | None
-    new_state: str
+class LedgerChange:
+    """One stream record about an item notify publishes for, with its images deserialized."""
+
+    event_name: str
+    item_type: str
+    pk: str
+    sk: str
+    new: Mapping[str, Any]
+    old: Mapping[str, Any]
+    recorded_at: datetime | None = None
+
+    def identity(self, what: str) -> str:
+        """Names the change, not its delivery: the same for every redelivery of the record."""
+        return f"{self.pk}|{self.sk}|{what}"
 
     @property
-    def became_terminal(self) -> bool:
-        new = RolloutState(self.new_state)
-        old = RolloutState(self.old_state) if self.old_state else None
-        return new.is_terminal and (old is None or not old.is_terminal)
+    def new_state(self) -> str | None:
+        state = self.new.get("state")
+        return str(state) if state is not None else None
+
+    @property
+    def old_state(self) -> str | None:
+        state = self.old.get("state")
+        return str(state) if state is not None else None
+
+    def happened_at(self) -> datetime | None:
+        """When a notice or remediation happened: an explicit time attribute, the time its sort key starts with
+        (``<iso time>`` / ``<iso time>#<instance>``), or else when the stream recorded the write."""
+        for value in (*(self.new.get(name) for name in _TIME_ATTRIBUTES), self.sk.split("#", 1)[0]):
+            moment = _time(value)
+            if moment:
+                return moment
+        return self.recorded_at
 
 
-def state_change(record: Mapping[str, Any]) -> StateChange | None:
-    """A rollout item's state change in a stream record, or None for any other change."""
-    data = record.get("dynamodb", {})
-    new = {k: _deserializer.deserialize(v) for k, v in (data.get("NewImage") or {}).items()}
-    old = {k: _deserializer.deserialize(v) for k, v in (data.get("OldImage") or {}).items()}
-    if new.get("type") != "rollout":
+def _time(value: Any) -> datetime | None:
+    if value is None or value == "":
         return None
-    if new.get("state") == old.get("state"):
+    try:
+        if isinstance(value, int | float) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
+            return datetime.fromtimestamp(float(value), UTC)
+        moment = parse_time(str(value).replace(" ", "T"))
+    except (ValueError, OverflowError, OSError):
         return None
-    return StateChange(str(new["rollout_id"]), old.get("state"), str(new["state"]))
+    return moment.astimezone(UTC) if moment and moment.tzinfo else moment
 
 
-def summary_for(deps: Deps, rollout_id: str) -> dict[str, Any]:
-    ledger = deps.ledger
-    rollout = ledger.get_rollout(rollout_id)
-    return build_summary(
-        rollout, ledger.get_waves(rollout_id), ledger.failed_invocations(rollout_id), ledger.get_skipped(rollout_id)
+def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in (raw or {}).items()}
+
+
+def ledger_change(record: Mapping[str, Any]) -> LedgerChange | None:
+    """The change a stream record carries, or None (cheaply) for items notify does not publish for."""
+    data = record.get("dynamodb") or {}
+    raw_new = data.get("NewImage") or {}
+    item_type = (raw_new.get("type") or {}).get("S")
+    if item_type not in _ITEM_TYPES:
+        return None  # invocations, chunks, shards, idempotency records, deletions (TTL): nothing to say
+    event_name = str(record.get("eventName", ""))
+    if item_type in ("rollout", "wave"):
+        old_state = ((data.get("OldImage") or {}).get("state") or {}).get("S")
+        if old_state == (raw_new.get("state") or {}).get("S"):
+            return None  # a counter update: no state change
+    elif event_name != "INSERT":
+        return None  # remediations and notices are news when written, not when touched
+    new = _image(raw_new)
+    return LedgerChange(
+        event_name=event_name,
+        item_type=str(item_type),
+        pk=str(new.get(PK, "")),
+        sk=str(new.get(SK, "")),
+        new=new,
+        old=_image(data.get("OldImage")),
+        recorded_at=_time(data.get("ApproximateCreationDateTime")),
     )
 
 
-def summary_text(summary: Mapping[str, Any]) -> tuple[str, str]:
-    """Subject and plain-text body a person reads at a glance."""
-    counts = summary["counts"]
-    succeeded = counts.get("Success", 0)
-    subject = f"fleetwave: {summary['spec']} {summary['state']} ({succeeded}/{summary['targets']} succeeded)"
-    lines = [
-        f"Rollout {summary['rollout_id']} of spec {summary['spec']} ended {summary['state']}.",
-    ]
-    if summary.get("reason"):
-        lines.append(f"Reason: {summary['reason']}")
-    document = summary["document"]
-    lines.append(f"Document: {document['name']} version {document['version']}")
-    lines.append(f"Targets: {summary['targets']} ({summary['skipped']} skipped)")
-    lines.append("Counts: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-    budget = summary["budget"]
-    lines.append(f"Error budget: {budget['used']} used of {budget['allowed']} allowed")
-    for wave in summary["waves"]:
-        wave_counts = ", ".join(f"{k} {v}" for k, v in wave["counts"].items()) or "not dispatched"
-        lines.append(f"  wave {wave['wave']}: {wave['size']} targets, {wave['state']}: {wave_counts}")
-    if summary["failed_instances"]:
-        lines.append(f"Failed instances ({summary['failed_total']}):")
-        lines.extend(
-            f"  {f['instance_id']} {f['status']} {f['status_details']}".rstrip() for f in summary["failed_instances"]
+def _spec(item: Mapping[str, Any]) -> RolloutSpec | None:
+    try:
+        return RolloutSpec.model_validate(json.loads(str(item["spec"])))
+    except (KeyError, ValueError, ValidationError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------- idempotency
+_persistence: tuple[str, int, DynamoDBPersistenceLayer] | None = None
+
+
+def persistence_layer(deps: Deps) -> DynamoDBPersistenceLayer:
+    """Idempotency records in the ledger under one partition key (the notify role may write only there)."""
+    global _persistence
+    db = deps.ledger.db
+    if _persistence is None or _persistence[0] != deps.settings.TABLE_NAME or _persistence[1] != id(db):
+        layer = DynamoDBPersistenceLayer(
+            table_name=deps.settings.TABLE_NAME,
+            key_attr=PK,
+            sort_key_attr=SK,
+            static_pk_value=NOTIFY_IDEMPOTENCY_PK,
+            expiry_attr=TTL_ATTRIBUTE,
+            boto3_client=db,
         )
-    if summary.get("duration_seconds") is not None:
-        lines.append(
-            f"Duration: {summary['duration_seconds']:.0f} s ({summary['started_at']} to {summary['ended_at']})"
+        _persistence = (deps.settings.TABLE_NAME, id(db), layer)
+    return _persistence[2]
+
+
+# One configuration for every channel (a persistence layer keeps the first one it sees); channels differ by prefix.
+IDEMPOTENCY_CONFIG = IdempotencyConfig(
+    event_key_jmespath="key", raise_on_no_idempotency_key=True, expires_after_seconds=IDEMPOTENCY_TTL_SECONDS
+)
+
+
+# ---------------------------------------------------------------------------------------------------- the outbox
+@dataclass
+class Outbox:
+    """Publishes the news in one batch of stream records, each piece once per channel."""
+
+    deps: Deps
+    channels: Channels
+    context: LambdaContext | None = None
+    _failed: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.context is not None:
+            # In-progress records of a crashed invocation expire when its time is up; then a retry may publish.
+            IDEMPOTENCY_CONFIG.register_lambda_context(self.context)
+
+    def handle(self, record: Any) -> None:
+        """The BatchProcessor record handler (``record`` is Powertools' DynamoDBRecord or a raw dict)."""
+        raw = getattr(record, "raw_event", record)
+        if self._failed:
+            raise OutboxBlockedError(f"waiting for an earlier record of the batch ({self._failed})")
+        try:
+            change = ledger_change(raw)
+            if change is not None:
+                self._publish(change)
+        except Exception:
+            self._failed = str(raw.get("dynamodb", {}).get("SequenceNumber", "?"))
+            raise
+
+    def _publish(self, change: LedgerChange) -> None:
+        match change.item_type:
+            case "rollout":
+                self._rollout(change)
+            case "wave":
+                self._wave(change)
+            case "remediation":
+                self._remediation(change)
+            case "notice":
+                self._notice(change)
+
+    # -------------------------------------------------------------- once per (change, channel)
+    def _once(self, channel: str, identity: str, publish: Callable[[], dict[str, Any]]) -> None:
+        @idempotent_function(
+            data_keyword_argument="change",
+            config=IDEMPOTENCY_CONFIG,
+            persistence_store=persistence_layer(self.deps),
+            key_prefix=f"notify.{channel}",
         )
-    return subject, "\n".join(lines)
+        def publish_once(change: dict[str, str]) -> dict[str, Any]:
+            return publish()
 
+        publish_once(change={"key": identity})
 
-def severity(state: str) -> str:
-    return {"SUCCEEDED": "info", "COMPLETED_WITH_ERRORS": "warning"}.get(state, "critical")
+    def _skip_unpublishable(self, change: LedgerChange, error: Exception) -> None:
+        # Retrying cannot fix a malformed item; blocking the stream on it would hold every later change up.
+        logger.error(
+            "ledger change not publishable; skipped",
+            extra={"pk": change.pk, "sk": change.sk, "error": type(error).__name__},
+        )
+        metrics.add_metric(name="UnpublishableChanges", unit="Count", value=1)
 
+    def _put_event(self, identity: str, detail_type: str, detail: dict[str, Any], at: datetime | None) -> None:
+        def put() -> dict[str, Any]:
+            event_ref = self.channels.events.put(BusEvent(detail_type, detail, time=at))
+            metrics.add_metric(name="EventsPublished", unit="Count", value=1)
+            logger.info("event published", extra={"detail_type": detail_type, "event_id": detail["event_id"]})
+            return {"event": event_ref}
 
-def publish_summary(deps: Deps, rollout_id: str) -> dict[str, Any]:
-    summary = summary_for(deps, rollout_id)
-    subject, body = summary_text(summary)
-    deps.summaries.publish(
-        subject,
-        body,
-        summary,
-        {
-            "rollout_id": rollout_id,
-            "spec": summary["spec"],
-            "state": summary["state"],
-            "severity": severity(summary["state"]),
-        },
-    )
-    return summary
+        self._once("events", identity, put)
+
+    def _post_slack(self, identity: str, message: Callable[[], dict[str, Any]], spec: RolloutSpec | None) -> None:
+        slack = self.channels.slack
+        if slack is None or (spec is not None and not spec.notifications.slack):
+            return
+
+        def post() -> dict[str, Any]:
+            try:
+                slack.post(message())
+            except SlackError as error:
+                # Best effort: counted and logged (never with the URL), never retried by the stream.
+                metrics.add_metric(name="SlackMessagesFailed", unit="Count", value=1)
+                logger.warning("Slack message not delivered", extra={"change": identity, "error": str(error)})
+                return {"slack": "failed"}
+            metrics.add_metric(name="SlackMessagesSent", unit="Count", value=1)
+            return {"slack": "sent"}
+
+        self._once("slack", identity, post)
+
+    def _publish_sns(self, identity: str, message: Callable[[], SnsMessage], metric: str) -> None:
+        def publish() -> dict[str, Any]:
+            sns = message()
+            message_id = self.channels.summaries.publish(sns.subject, sns.body, sns.payload, sns.attributes)
+            metrics.add_metric(name=metric, unit="Count", value=1)
+            return {"sns": message_id}
+
+        self._once("sns", identity, publish)
+
+    # -------------------------------------------------------------- rollouts and waves
+    def _report(self, rollout: Rollout, spec: RolloutSpec | None) -> RolloutReport:
+        ledger = self.deps.ledger
+        failures = any(n for status, n in rollout.counts.items() if status.is_terminal and status is not SUCCESS)
+        output = spec.output if spec else None
+        return RolloutReport(
+            rollout=rollout,
+            waves=ledger.get_waves(rollout.rollout_id),
+            # The query reads every invocation of the rollout: only worth it when some failed.
+            failed=ledger.failed_invocations(rollout.rollout_id) if failures else (),
+            location=OutputLocation.of(output, rollout.document_name, self.deps.settings.AWS_REGION),
+        )
+
+    def _rollout(self, change: LedgerChange) -> None:
+        try:
+            new_state = RolloutState(str(change.new_state))
+            old_state = RolloutState(change.old_state) if change.old_state else None
+            detail_type = rollout_detail_type(old_state, new_state)
+            if detail_type is None:
+                return
+            rollout = rollout_from_item(change.new)
+        except (KeyError, ValueError, TypeError) as error:
+            self._skip_unpublishable(change, error)
+            return
+        identity = change.identity(new_state.value)
+        detail = rollout_event_detail(detail_type, rollout, old_state, event_id=event_id(identity))
+        self._put_event(identity, detail_type, detail, _time(detail["occurred_at"]))
+        if not new_state.is_terminal:
+            return
+        spec = _spec(change.new)
+        rollout_id = rollout.rollout_id
+        if spec is None or spec.notifications.email:
+
+            def summary() -> SnsMessage:
+                latest = self.deps.ledger.get_rollout(rollout_id)  # late invocations may have ended since
+                report = self._report(latest, spec)
+                payload = build_summary(latest, report.waves, report.failed, self.deps.ledger.get_skipped(rollout_id))
+                return summary_message(report, payload)
+
+            self._publish_sns(identity, summary, "SummariesPublished")
+        self._post_slack(
+            identity, lambda: slack_final_message(self._report(self.deps.ledger.get_rollout(rollout_id), spec)), spec
+        )
+
+    def _wave(self, change: LedgerChange) -> None:
+        try:
+            new_state = WaveState(str(change.new_state))
+            old_state = WaveState(change.old_state) if change.old_state else None
+            detail_type = wave_detail_type(old_state, new_state)
+            if detail_type is None:
+                return
+            wave = wave_from_item(change.new)
+            rollout_id = change.pk.removeprefix(rollout_pk(""))
+        except (KeyError, ValueError, TypeError) as error:
+            self._skip_unpublishable(change, error)
+            return
+        item = self.deps.ledger.get_rollout_item(rollout_id)
+        rollout = rollout_from_item(item)
+        identity = change.identity(new_state.value)
+        detail = wave_event_detail(detail_type, rollout, wave, event_id=event_id(identity))
+        self._put_event(identity, detail_type, detail, _time(detail["occurred_at"]))
+        if slack_wants_wave_message(detail_type, wave, rollout.wave_count):
+            spec = _spec(item)
+            self._post_slack(identity, lambda: slack_wave_message(self._report(rollout, spec), detail_type, wave), spec)
+
+    # -------------------------------------------------------------- remediations and notices
+    def _remediation(self, change: LedgerChange) -> None:
+        try:
+            record = RemediationRecord.model_validate(dict(change.new))
+        except ValidationError as error:
+            self._skip_unpublishable(change, error)
+            return
+        identity = change.identity("INSERT")
+        at = change.happened_at()
+        detail = remediation_event_detail(record, event_id=event_id(identity), occurred_at=at)
+        self._put_event(identity, remediation_detail_type(record), detail, at)
+
+    def _notice(self, change: LedgerChange) -> None:
+        try:
+            notice = NoticeRecord.model_validate(dict(change.new))
+        except ValidationError as error:
+            self._skip_unpublishable(change, error)
+            return
+        identity = change.identity("INSERT")
+        at = change.happened_at()
+        self._publish_sns(
+            identity, lambda: notice_message(notice, event_id=event_id(identity), occurred_at=at), "NoticesPublished"
+        )
