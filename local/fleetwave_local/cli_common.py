@@ -116,6 +116,20 @@ def load_spec(path: str) -> LoadedSpec:
     return LoadedSpec(spec=spec, source=source)
 
 
+def check_started(result: Mapping[str, Any], source: str) -> None:
+    """Raise the CliError for a start_rollout answer that started nothing: a rejection (exit 65) or a start that
+    may not happen now, e.g. a blackout window or another rollout of the spec still running (exit 75)."""
+    if result.get("rejected"):
+        lines = spec_problems(list(result.get("problems", [])) or ["rejected"], source)
+        raise CliError(ExitCode.DATA_ERROR, lines[0], lines=lines)
+    if result.get("skipped") is True:
+        raise CliError(
+            ExitCode.TEMP_FAILURE,
+            f"{source}: {result.get('spec_name', 'the spec')} not started ({result.get('kind', '?')}): "
+            f"{result.get('reason', '')}",
+        )
+
+
 # ---------------------------------------------------------------------------------------------- result document
 def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
@@ -213,7 +227,7 @@ def format_duration(seconds: float | None) -> str:
     """``1h52m06s``, ``7m03s``, ``45s``."""
     if seconds is None:
         return "-"
-    total = int(round(seconds))
+    total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:

@@ -1,0 +1,388 @@
+"""AWS access for the operator commands (start, status, watch, cancel, list, history, plan).
+
+The deployed stack's resources come from its CloudFormation outputs (names in ``fleetwave.constants``), or from
+flags. Reads go straight to the ledger table; ``start`` and ``cancel`` invoke the stack's functions through an
+``Invoker`` (boto3 ``lambda:Invoke`` by default; tests pass one that runs the real handler in process).
+
+botocore errors become the errors below; the CLI maps each to an exit code in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from fleetwave.adapters.aws import error_code
+from fleetwave.adapters.ledger import Ledger
+from fleetwave.constants import (
+    DEFAULT_STACK_NAME,
+    OUTPUT_CANCEL_FUNCTION,
+    OUTPUT_START_FUNCTION,
+    OUTPUT_TABLE_NAME,
+    TABLE_NAME,
+)
+from fleetwave.core.model import Rollout, Wave
+from fleetwave.core.spec import RolloutSpec
+from fleetwave.errors import FleetwaveError, NotFoundError
+
+from fleetwave_local.cli_common import RolloutView
+
+
+class OperatorError(FleetwaveError):
+    """An operator command could not do its work."""
+
+
+class AwsUnavailableError(OperatorError):
+    """AWS could not be reached, or a resource of the stack (stack, table, function) is missing."""
+
+
+class AwsPermissionError(OperatorError):
+    """AWS refused the call (IAM, invalid or expired credentials)."""
+
+
+class AwsConfigError(OperatorError):
+    """No region, no credentials, or an unknown profile."""
+
+
+class FunctionFailedError(OperatorError):
+    """A fleetwave function ran and raised (Lambda FunctionError)."""
+
+
+class WatchTimeoutError(OperatorError):
+    """The rollout was still active when ``watch --timeout`` ran out."""
+
+
+_PERMISSION_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AuthFailure",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+    }
+)
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Turn botocore errors raised while doing ``what`` into operator errors that say what failed."""
+    try:
+        yield
+    except ClientError as error:
+        code = error_code(error)
+        message = error.response.get("Error", {}).get("Message", "") or code
+        if code in _PERMISSION_CODES:
+            raise AwsPermissionError(f"{what}: AWS denied the call ({code}: {message})") from None
+        if code == "ResourceNotFoundException":
+            raise AwsUnavailableError(f"{what}: not found ({message})") from None
+        raise AwsUnavailableError(f"{what}: {code}: {message}") from None
+    except (NoCredentialsError, PartialCredentialsError):
+        raise AwsConfigError(f"{what}: no AWS credentials (pass --profile, or set AWS_PROFILE or AWS_*)") from None
+    except NoRegionError:
+        raise AwsConfigError(f"{what}: no AWS region (pass --region or set AWS_REGION)") from None
+    except ProfileNotFound as error:
+        raise AwsConfigError(f"{what}: {error}") from None
+    except BotoConnectionError as error:
+        raise AwsUnavailableError(f"{what}: AWS unreachable ({error})") from None
+    except BotoCoreError as error:
+        raise AwsUnavailableError(f"{what}: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------------- sessions
+@dataclass(frozen=True)
+class AwsOptions:
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None  # None: boto3 still honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>
+
+
+# Reads retry per botocore's standard mode (AWS_MAX_ATTEMPTS applies); no retry loop of our own.
+_READ_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=60)
+# A start must never be sent twice: a retried Invoke after a read timeout could start a second rollout. Lambda may
+# run up to 15 minutes, so the CLI waits as long.
+_INVOKE_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=900)
+
+
+class Aws:
+    """boto3 clients of one session (profile, region, endpoint), built on first use."""
+
+    def __init__(self, options: AwsOptions | None = None) -> None:
+        self.options = options or AwsOptions()
+        self._session: boto3.session.Session | None = None
+        self._clients: dict[str, Any] = {}
+
+    @property
+    def session(self) -> boto3.session.Session:
+        if self._session is None:
+            with aws_errors("AWS session"):
+                self._session = boto3.session.Session(
+                    profile_name=self.options.profile, region_name=self.options.region
+                )
+        return self._session
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            kwargs: dict[str, Any] = {"config": _INVOKE_CONFIG if service == "lambda" else _READ_CONFIG}
+            if self.options.endpoint_url:
+                kwargs["endpoint_url"] = self.options.endpoint_url
+            with aws_errors(f"{service} client"):
+                self._clients[service] = self.session.client(service, **kwargs)  # type: ignore[call-overload]
+        return self._clients[service]
+
+
+# ----------------------------------------------------------------------------------------------------- invoking
+class Invoker(Protocol):
+    """Invokes a deployed fleetwave function synchronously and returns what it returned."""
+
+    def __call__(self, function_name: str, payload: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
+class LambdaInvoker:
+    """``lambda:Invoke`` (RequestResponse). A function that raised becomes FunctionFailedError (NotFoundError for
+    an unknown rollout, as the handler raised it)."""
+
+    def __init__(self, aws: Aws) -> None:
+        self.aws = aws
+
+    def __call__(self, function_name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        with aws_errors(f"function {function_name}"):
+            response = self.aws.client("lambda").invoke(
+                FunctionName=function_name,
+                InvocationType="RequestResponse",
+                Payload=json.dumps(payload).encode(),
+            )
+            body = response["Payload"].read()
+        try:
+            result = json.loads(body or b"null")
+        except ValueError:
+            raise FunctionFailedError(f"function {function_name} returned something that is not JSON") from None
+        if response.get("FunctionError"):
+            detail = result if isinstance(result, dict) else {}
+            kind = str(detail.get("errorType", response["FunctionError"]))
+            message = str(detail.get("errorMessage", ""))
+            if kind == NotFoundError.__name__:
+                raise NotFoundError(message)
+            raise FunctionFailedError(f"function {function_name} failed: {kind}: {message}")
+        if not isinstance(result, dict):
+            raise FunctionFailedError(f"function {function_name} returned {type(result).__name__}, not an object")
+        return result
+
+
+# ---------------------------------------------------------------------------------------------------- resources
+@dataclass(frozen=True)
+class StackResources:
+    """The deployed resources the operator commands use; a None is one the command did not need."""
+
+    table: str | None = None
+    start_function: str | None = None
+    cancel_function: str | None = None
+    source: str = "flags"
+
+
+RESOURCE_OUTPUTS: Mapping[str, tuple[str, str]] = {
+    # resource -> (stack output, flag)
+    "table": (OUTPUT_TABLE_NAME, "--table"),
+    "start_function": (OUTPUT_START_FUNCTION, "--start-function"),
+    "cancel_function": (OUTPUT_CANCEL_FUNCTION, "--cancel-function"),
+}
+
+
+def stack_outputs(aws: Aws, stack_name: str) -> dict[str, str]:
+    cloudformation = aws.client("cloudformation")
+    try:
+        with aws_errors(f"stack {stack_name}"):
+            stacks = cloudformation.describe_stacks(StackName=stack_name).get("Stacks", [])
+    except AwsUnavailableError as error:
+        flags = ", ".join(flag for _, flag in RESOURCE_OUTPUTS.values())
+        raise AwsUnavailableError(f"{error} (is the stack deployed in this region? or pass {flags})") from None
+    if not stacks:
+        raise AwsUnavailableError(f"stack {stack_name}: not found")
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", []) if "OutputKey" in o}
+
+
+def resolve_resources(
+    aws: Aws,
+    *,
+    needs: Sequence[str],
+    stack_name: str = DEFAULT_STACK_NAME,
+    table: str | None = None,
+    start_function: str | None = None,
+    cancel_function: str | None = None,
+    optional: Sequence[str] = (),
+) -> StackResources:
+    """Flags win; anything ``needs`` lists that no flag gave is read from the stack's outputs (one call).
+
+    ``optional`` resources are filled from the outputs when they are read anyway, never looked up for themselves.
+    """
+    given = {"table": table, "start_function": start_function, "cancel_function": cancel_function}
+    missing = [name for name in needs if not given[name]]
+    if not missing:
+        return StackResources(**given, source="flags")
+    outputs = stack_outputs(aws, stack_name)
+    for name in [*missing, *(o for o in optional if not given[o])]:
+        output, flag = RESOURCE_OUTPUTS[name]
+        if outputs.get(output):
+            given[name] = outputs[output]
+        elif name in missing:
+            raise AwsUnavailableError(f"stack {stack_name} has no output {output}: pass {flag}")
+    return StackResources(**given, source=f"stack {stack_name}")
+
+
+# ----------------------------------------------------------------------------------------------------- operator
+Progress = Callable[[Rollout, list[Wave], datetime], None]
+
+
+class Operator:
+    """The operator commands' work, on one account (or endpoint), one set of resources and one invoker."""
+
+    def __init__(self, aws: Aws, resources: StackResources, invoker: Invoker | None = None) -> None:
+        self.aws = aws
+        self.resources = resources
+        self.invoker: Invoker = invoker or LambdaInvoker(aws)
+        self._ledger: Ledger | None = None
+
+    @property
+    def table(self) -> str:
+        if not self.resources.table:
+            raise AwsUnavailableError("no ledger table: pass --table or --stack-name")
+        return self.resources.table
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.table, self.aws.client("dynamodb"))
+        return self._ledger
+
+    # ---------------------------------------------------------------- writes (through the functions)
+    def start(self, spec: RolloutSpec) -> dict[str, Any]:
+        """Invoke start_rollout with the validated spec; returns its answer (maybe ``{"rejected": True, ...}``)."""
+        function = self.resources.start_function
+        if not function:
+            raise AwsUnavailableError("no start function: pass --start-function or --stack-name")
+        return self.invoker(function, {"trigger": "cli", "spec": spec.model_dump(mode="json")})
+
+    def cancel(self, rollout_id: str, reason: str) -> dict[str, Any]:
+        """Invoke cancel_rollout. With the table known, an unknown ID fails before any invoke, and an ended
+        rollout is reported as it is (``"already_ended": true``) without one."""
+        function = self.resources.cancel_function
+        if not function:
+            raise AwsUnavailableError("no cancel function: pass --cancel-function or --stack-name")
+        if self.resources.table:
+            rollout = self.rollout(rollout_id)
+            if rollout.state.is_terminal:
+                return {
+                    "rollout_id": rollout_id,
+                    "state": rollout.state.value,
+                    "reason": rollout.reason,
+                    "already_ended": True,
+                }
+        result = self.invoker(function, {"rollout_id": rollout_id, "reason": reason})
+        return {**result, "already_ended": False} if self.resources.table else result
+
+    # ---------------------------------------------------------------- reads (the ledger)
+    def _read(self) -> Any:
+        return aws_errors(f"table {self.table}")
+
+    def rollout(self, rollout_id: str) -> Rollout:
+        with self._read():
+            try:
+                return self.ledger.get_rollout(rollout_id)
+            except NotFoundError:
+                raise NotFoundError(f"no rollout {rollout_id!r} in table {self.table}") from None
+
+    def view(self, rollout_id: str) -> RolloutView:
+        rollout = self.rollout(rollout_id)
+        with self._read():
+            return RolloutView(
+                rollout=rollout,
+                waves=self.ledger.get_waves(rollout_id),
+                skipped=self.ledger.get_skipped(rollout_id),
+                failed=self.ledger.failed_invocations(rollout_id),
+            )
+
+    def list_rollouts(self, *, state: str | None = None, spec: str | None = None, limit: int = 50) -> list[Rollout]:
+        with self._read():
+            return self.ledger.list_rollouts(state=state, spec=spec, limit=limit)
+
+    def history(self, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read():
+            return self.ledger.instance_history(instance_id, limit=limit)
+
+    def watch(
+        self,
+        rollout_id: str,
+        *,
+        interval: float,
+        timeout: float | None = None,
+        on_progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Rollout:
+        """Poll the ledger until the rollout ends; raises WatchTimeoutError when ``timeout`` seconds pass first."""
+        deadline = monotonic() + timeout if timeout else None
+        while True:
+            rollout = self.rollout(rollout_id)
+            with self._read():
+                waves = self.ledger.get_waves(rollout_id)
+            if on_progress:
+                on_progress(rollout, waves, datetime.now(UTC))
+            if rollout.state.is_terminal:
+                return rollout
+            if deadline is not None:
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    raise WatchTimeoutError(
+                        f"rollout {rollout_id} still {rollout.state.value} after {timeout:g}s (--timeout)"
+                    )
+                sleep(min(interval, remaining))
+            else:
+                sleep(interval)
+
+    # ---------------------------------------------------------------- plan (SSM and EC2, no write)
+    def plan(self, spec: RolloutSpec) -> dict[str, Any]:
+        """The plan start_rollout would make now: EC2 tags, SSM online status, sessions; nothing dispatched."""
+        from fleetwave_local.cli_simulate import functions_runtime, plan_with_deps
+
+        functions_runtime()  # before the first fleetwave.service import
+        from fleetwave.adapters.alarms import Gates
+        from fleetwave.adapters.notifier import SummaryPublisher
+        from fleetwave.adapters.scheduler import Timers
+        from fleetwave.adapters.ssm import SsmGateway
+        from fleetwave.service.deps import Deps
+        from fleetwave.settings import Settings
+
+        ssm = self.aws.client("ssm")
+        # Only the SSM gateway is used by planning; the other adapters are built because Deps holds them.
+        deps = Deps(
+            settings=Settings(TABLE_NAME=self.resources.table or TABLE_NAME),
+            ledger=Ledger(self.resources.table or TABLE_NAME, self.aws.client("dynamodb")),
+            ssm=SsmGateway(ssm, self.aws.client("ec2")),
+            timers=Timers(self.aws.client("scheduler"), group="", role_arn="", target_arn=""),
+            gates=Gates(self.aws.client("cloudwatch"), ssm),
+            summaries=SummaryPublisher(self.aws.client("sns"), ""),
+        )
+        with aws_errors("plan (SSM and EC2)"):
+            return plan_with_deps(deps, spec)
