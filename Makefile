@@ -20,7 +20,7 @@ setup: $(STAMP)
 ## fleetwave's exit code tells how the rollout ended (0, 1 or 2); the demo target fails only on errors (64+).
 demo: setup
 	@mkdir -p reports
-	$(BIN)/fleetwave simulate $(DEMO_SPEC) --fleet 60 --seed 7 --report reports/demo.html; \
+	$(BIN)/fleetwave simulate $(DEMO_SPEC) --fleet 60 --seed 7 --fail-rate 0.02 --report reports/demo.html; \
 	code=$$?; if [ $$code -ge 3 ]; then exit $$code; fi
 
 ## Lint, type-check, then every test tier (unit, integration on moto + simulator, infra synthesis).
