@@ -15,7 +15,6 @@ one TransactWriteItems, conditioned on the status that was read.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -1138,7 +1137,3 @@ def chunk_from_item(item: Mapping[str, Any]) -> Chunk:
         cancel_requested=bool(item.get("cancel_requested", False)),
         comment=str(item.get("comment", "")),
     )
-
-
-def spec_dict(item: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(json.loads(item["spec"]))

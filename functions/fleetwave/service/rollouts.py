@@ -6,7 +6,7 @@ Every action is safe to repeat and safe to race: a conditional write decides who
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 
 from aws_lambda_powertools import Logger
@@ -327,7 +327,3 @@ def recover_intent(deps: Deps, rollout: Rollout, chunk: Chunk) -> None:
         return  # halted since: the intent is never sent
     spec = load_spec(deps, rollout.rollout_id)
     _send(deps, rollout, spec, chunk, comment, max(0, rollout.remaining_budget))
-
-
-def stale_after(now: datetime, seconds: int) -> datetime:
-    return now - timedelta(seconds=seconds)
