@@ -211,6 +211,15 @@ class Ledger:
                 raise ConflictError(str(error)) from error
             raise
 
+    def _put_new(self, item: Mapping[str, Any]) -> dict[str, Any]:
+        """A transaction Put that fails (cancelling the transaction) if the item already exists."""
+        return {
+            "TableName": self.table,
+            "Item": _ser(item),
+            "ConditionExpression": "attribute_not_exists(#pk)",
+            "ExpressionAttributeNames": {"#pk": PK},
+        }
+
     def _update(
         self, pk: str, sk: str, expression: str, *, condition: str | None = None, **attrs: Any
     ) -> dict[str, Any]:
@@ -537,13 +546,7 @@ class Ledger:
             "requested_at": iso(now),
             "open": 0,
         }
-        put = {
-            "TableName": self.table,
-            "Item": _ser(item),
-            "ConditionExpression": "attribute_not_exists(#pk)",
-            "ExpressionAttributeNames": {"#pk": PK},
-        }
-        self._transact([{"Update": wave_update}, {"ConditionCheck": rollout_check}, {"Put": put}])
+        self._transact([{"Update": wave_update}, {"ConditionCheck": rollout_check}, {"Put": self._put_new(item)}])
 
     def record_sent(self, rollout: Rollout, chunk: Chunk, command_id: str, now: datetime) -> None:
         """SendCommand returned (or ListCommands found the command): record it, its invocations and counters."""
@@ -592,27 +595,22 @@ class Ledger:
         for instance_id in chunk.instance_ids:
             items.append(
                 {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _ser(
-                            {
-                                PK: pk,
-                                SK: inv_sk(command_id, instance_id),
-                                "type": "invocation",
-                                "rollout_id": rollout.rollout_id,
-                                "spec_name": rollout.spec_name,
-                                "command_id": command_id,
-                                GSI_BY_INSTANCE_PK: instance_id,
-                                "requested_at": iso(now),
-                                "updated_at": iso(now),
-                                "wave": chunk.wave,
-                                "chunk": chunk.index,
-                                "status": InvocationStatus.PENDING.value,
-                            }
-                        ),
-                        "ConditionExpression": "attribute_not_exists(#pk)",
-                        "ExpressionAttributeNames": {"#pk": PK},
-                    }
+                    "Put": self._put_new(
+                        {
+                            PK: pk,
+                            SK: inv_sk(command_id, instance_id),
+                            "type": "invocation",
+                            "rollout_id": rollout.rollout_id,
+                            "spec_name": rollout.spec_name,
+                            "command_id": command_id,
+                            GSI_BY_INSTANCE_PK: instance_id,
+                            "requested_at": iso(now),
+                            "updated_at": iso(now),
+                            "wave": chunk.wave,
+                            "chunk": chunk.index,
+                            "status": InvocationStatus.PENDING.value,
+                        }
+                    )
                 }
             )
         self._transact(items)
@@ -873,16 +871,7 @@ class Ledger:
                     "mark": DEFERRED_WAVE_MARK,
                     "deferred": True,
                 }
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": _ser(item),
-                            "ConditionExpression": "attribute_not_exists(#pk)",
-                            "ExpressionAttributeNames": {"#pk": PK},
-                        }
-                    }
-                )
+                items.append({"Put": self._put_new(item)})
             else:
                 items.append(
                     {
@@ -904,16 +893,7 @@ class Ledger:
                     for s in check.skipped[start : start + SHARD_SIZE]
                 ],
             }
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": _ser(item),
-                        "ConditionExpression": "attribute_not_exists(#pk)",
-                        "ExpressionAttributeNames": {"#pk": PK},
-                    }
-                }
-            )
+            items.append({"Put": self._put_new(item)})
 
         sets = ["wave_count = :wc"]
         values: dict[str, Any] = {
