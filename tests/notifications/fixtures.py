@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fleetwave.core.model import Rollout, RolloutState, Wave, WaveState, empty_counts
-from fleetwave.core.notifications import OutputLocation, RolloutReport
+from fleetwave.core.notifications.common import OutputLocation, RolloutReport
 from fleetwave.core.status import DEFAULT_BUDGET_STATUSES, InvocationStatus
 from fleetwave.core.summary import FailedInvocation
 

@@ -13,28 +13,27 @@ from pathlib import Path
 import pytest
 from fleetwave import constants
 from fleetwave.core.model import RolloutState, WaveState
-from fleetwave.core.notifications import (
+from fleetwave.core.notifications.common import (
     NoticeRecord,
     OutputLocation,
     RemediationRecord,
     RolloutReport,
     event_id,
     format_duration,
-    notice_message,
     output_link,
+    s3_console_url_for_object,
+    top_failed,
+)
+from fleetwave.core.notifications.events import (
     remediation_detail_type,
     remediation_event_detail,
     rollout_detail_type,
     rollout_event_detail,
-    s3_console_url_for_object,
-    slack_final_message,
-    slack_wants_wave_message,
-    slack_wave_message,
-    summary_message,
-    top_failed,
     wave_detail_type,
     wave_event_detail,
 )
+from fleetwave.core.notifications.slack import slack_final_message, slack_wants_wave_message, slack_wave_message
+from fleetwave.core.notifications.sns import notice_message, summary_message
 from fleetwave.core.spec import OutputSpec
 from fleetwave.core.summary import FailedInvocation, build_summary
 

@@ -1,7 +1,7 @@
 """The outbox: ledger changes (the table's DynamoDB stream) become fleetwave events on EventBridge, SNS summaries
 and notices, and Slack messages.
 
-What is news (fleetwave.core.notifications decides):
+What is news (fleetwave.core.notifications.events decides):
   rollout item  PENDING -> RUNNING                    Rollout Started
                 -> HALTED | CANCELLED | FAILED        Rollout Halted    + SNS summary + Slack
                 -> SUCCEEDED | COMPLETED_WITH_ERRORS  Rollout Finished  + SNS summary + Slack
@@ -50,25 +50,17 @@ from fleetwave.constants import (
     TTL_ATTRIBUTE,
 )
 from fleetwave.core.model import Rollout, RolloutState, WaveState
-from fleetwave.core.notifications import (
-    NoticeRecord,
-    OutputLocation,
-    RemediationRecord,
-    RolloutReport,
-    SnsMessage,
-    event_id,
-    notice_message,
+from fleetwave.core.notifications.common import NoticeRecord, OutputLocation, RemediationRecord, RolloutReport, event_id
+from fleetwave.core.notifications.events import (
     remediation_detail_type,
     remediation_event_detail,
     rollout_detail_type,
     rollout_event_detail,
-    slack_final_message,
-    slack_wants_wave_message,
-    slack_wave_message,
-    summary_message,
     wave_detail_type,
     wave_event_detail,
 )
+from fleetwave.core.notifications.slack import slack_final_message, slack_wants_wave_message, slack_wave_message
+from fleetwave.core.notifications.sns import SnsMessage, notice_message, summary_message
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.core.status import InvocationStatus
 from fleetwave.core.summary import build_summary
