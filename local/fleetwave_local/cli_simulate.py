@@ -207,9 +207,9 @@ def simulate(
             raise CliError(ExitCode.SOFTWARE, f"simulation did not end: {error}") from None
         view = RolloutView(
             rollout=rollout,
-            waves=twin.reader.get_waves(rollout_id),
-            skipped=twin.reader.get_skipped(rollout_id),
-            failed=twin.reader.failed_invocations(rollout_id),
+            waves=twin.reader.plans.waves(rollout_id),
+            skipped=twin.reader.plans.skipped(rollout_id),
+            failed=twin.reader.invocations.failed(rollout_id),
         )
         document = rollout_document(view)
         final = twin.clock.now()

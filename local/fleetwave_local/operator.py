@@ -309,7 +309,7 @@ class Operator:
     def rollout(self, rollout_id: str) -> Rollout:
         with self._read():
             try:
-                return self.ledger.get_rollout(rollout_id)
+                return self.ledger.rollouts.get(rollout_id)
             except NotFoundError:
                 raise NotFoundError(f"no rollout {rollout_id!r} in table {self.table}") from None
 
@@ -318,18 +318,18 @@ class Operator:
         with self._read():
             return RolloutView(
                 rollout=rollout,
-                waves=self.ledger.get_waves(rollout_id),
-                skipped=self.ledger.get_skipped(rollout_id),
-                failed=self.ledger.failed_invocations(rollout_id),
+                waves=self.ledger.plans.waves(rollout_id),
+                skipped=self.ledger.plans.skipped(rollout_id),
+                failed=self.ledger.invocations.failed(rollout_id),
             )
 
     def list_rollouts(self, *, state: str | None = None, spec: str | None = None, limit: int = 50) -> list[Rollout]:
         with self._read():
-            return self.ledger.list_rollouts(state=state, spec=spec, limit=limit)
+            return self.ledger.rollouts.find(state=state, spec=spec, limit=limit)
 
     def history(self, instance_id: str, limit: int = 100) -> list[dict[str, Any]]:
         with self._read():
-            return self.ledger.instance_history(instance_id, limit=limit)
+            return self.ledger.invocations.history(instance_id, limit=limit)
 
     def watch(
         self,
@@ -346,7 +346,7 @@ class Operator:
         while True:
             rollout = self.rollout(rollout_id)
             with self._read():
-                waves = self.ledger.get_waves(rollout_id)
+                waves = self.ledger.plans.waves(rollout_id)
             if on_progress:
                 on_progress(rollout, waves, datetime.now(UTC))
             if rollout.state.is_terminal:

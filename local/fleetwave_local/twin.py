@@ -715,10 +715,10 @@ class Twin:
     # ------------------------------------------------------------------ running
     def wave_snapshot(self, rollout_id: str) -> Snapshot:
         ledger = self.reader
-        return Snapshot(ledger.get_rollout(rollout_id), ledger.get_waves(rollout_id), self.clock.now())
+        return Snapshot(ledger.rollouts.get(rollout_id), ledger.plans.waves(rollout_id), self.clock.now())
 
     def _open_invocations(self, rollout: Rollout) -> int:
-        return sum(max(0, c.open) for c in self.reader.get_chunks(rollout.rollout_id, rollout.current_wave))
+        return sum(max(0, c.open) for c in self.reader.dispatch.chunks(rollout.rollout_id, rollout.current_wave))
 
     def run(
         self,

@@ -115,7 +115,7 @@ def test_list_filters_by_state_and_spec(cli: Any, finished: dict[str, Any]) -> N
 
 
 def test_history_lists_every_rollout_that_touched_a_node(cli: Any, twin: Twin, finished: dict[str, Any]) -> None:
-    node = next(iter(twin.reader.invocations(finished["rollout_id"])))["instance_id"]
+    node = next(iter(twin.reader.invocations.of_rollout(finished["rollout_id"])))["instance_id"]
 
     result = cli("history", node, "--json", *TABLE)
 

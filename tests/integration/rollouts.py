@@ -30,7 +30,7 @@ def ledger_truth(reader: Ledger, rollout_id: str) -> dict[str, Any]:
     by_status: Counter[str] = Counter()
     by_wave: dict[int, Counter[str]] = {}
     statuses: dict[tuple[str, str], str] = {}
-    for item in reader.invocations(rollout_id):
+    for item in reader.invocations.of_rollout(rollout_id):
         by_status[item["status"]] += 1
         by_wave.setdefault(int(item["wave"]), Counter())[item["status"]] += 1
         statuses[(item["command_id"], item["instance_id"])] = item["status"]
@@ -43,9 +43,9 @@ def counters(counts: dict[InvocationStatus, int]) -> Counter[str]:
 
 def assert_counters_exact(twin: Twin, rollout_id: str) -> None:
     truth = ledger_truth(twin.reader, rollout_id)
-    rollout = twin.reader.get_rollout(rollout_id)
+    rollout = twin.reader.rollouts.get(rollout_id)
     assert counters(rollout.counts) == truth["by_status"]
-    for wave in twin.reader.get_waves(rollout_id):
+    for wave in twin.reader.plans.waves(rollout_id):
         assert counters(wave.counts) == truth["by_wave"].get(wave.index, Counter()), f"wave {wave.index}"
 
 

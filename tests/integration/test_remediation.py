@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from fleetwave.adapters.locks import Locks
 from fleetwave.constants import REMEDIATE_TIMEOUT_SECONDS
 from fleetwave_local.twin import Twin, TwinOptions
 
@@ -32,7 +31,7 @@ def twin_with(*rules: dict[str, Any], seed: int) -> Twin:
 
 
 def outcomes(twin: Twin, rule: str = "restart-nginx") -> list[str]:
-    return [record["outcome"] for record in twin.reader.remediation_records(rule)]
+    return [record["outcome"] for record in twin.reader.records.remediations(rule)]
 
 
 def test_a_burst_of_duplicate_alarm_events_remediates_once():
@@ -48,7 +47,7 @@ def test_a_burst_of_duplicate_alarm_events_remediates_once():
         assert rollout.state.value == "SUCCEEDED" and rollout.trigger == "remediation"
         assert twin.api_calls["ssm:SendCommand"] == 1
         assert outcomes(twin) == ["started", "skipped", "skipped", "skipped"]
-        started, skipped = twin.reader.remediation_records("restart-nginx")[:2]
+        started, skipped = twin.reader.records.remediations("restart-nginx")[:2]
         assert started["pk"] == "REMEDIATION#restart-nginx" and started["sk"].endswith(f"#{node}")
         assert started["type"] == "remediation" and started["rule"] == "restart-nginx"
         assert started["alarm_name"] == "web-nginx-down-1" and started["instance_id"] == node
@@ -147,7 +146,7 @@ def test_a_redelivered_event_resumes_a_remediation_whose_first_attempt_crashed()
     with twin_with(RULE, seed=48) as twin:
         [node] = twin.add_nodes(1, tags={"role": "web"})
         event = twin.alarm_event("web-nginx-down-1", dimensions={"InstanceId": node})
-        locks = Locks.for_ledger(twin.reader)
+        locks = twin.reader.locks
         # Given the first delivery claimed the cooldown, then died before starting the runbook
         now = twin.clock.now()
         locks.claim_cooldown("restart-nginx", node, event_id=event["id"], now=now, until=now + timedelta(minutes=30))
@@ -190,11 +189,11 @@ def test_a_remediation_whose_alarm_does_not_recover_is_reported_failed():
         twin.run(first["rollout_id"])
         twin.run(second["rollout_id"])
         # Then only the second remediation is reported failed, after its runbook succeeded
-        records = twin.reader.remediation_records("restart-nginx")
+        records = twin.reader.records.remediations("restart-nginx")
         failed = [r for r in records if r["outcome"] == "verification_failed"]
         assert [r["instance_id"] for r in failed] == [broken]
         assert failed[0]["rollout_id"] == second["rollout_id"]
         assert failed[0]["reason"].startswith("alarm web-nginx-down-broken is ALARM 10 min after the runbook succeeded")
-        assert twin.reader.get_rollout(second["rollout_id"]).state.value == "SUCCEEDED"
+        assert twin.reader.rollouts.get(second["rollout_id"]).state.value == "SUCCEEDED"
         # Every verification timer ran and was deleted
         assert twin.plumbing("scheduler").list_schedules(GroupName="fleetwave")["Schedules"] == []

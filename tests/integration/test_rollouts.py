@@ -27,7 +27,7 @@ def test_a_three_waves_that_all_succeed():
 
         assert rollout.state.value == "SUCCEEDED"
         assert started["waves"] == [1, 9, 10]
-        waves = twin.reader.get_waves(rollout.rollout_id)
+        waves = twin.reader.plans.waves(rollout.rollout_id)
         assert [w.state.value for w in waves] == ["COMPLETE"] * 3
         assert [w.dispatched for w in waves] == [1, 9, 10]
         assert ledger_truth(twin.reader, rollout.rollout_id)["by_status"] == Counter({"Success": 20})
@@ -55,7 +55,7 @@ def test_b_failures_in_wave_2_spend_the_budget_halt_and_cancel():
 
         assert rollout.state.value == "HALTED"
         assert rollout.reason.startswith("error budget exceeded")
-        waves = twin.reader.get_waves(rollout.rollout_id)
+        waves = twin.reader.plans.waves(rollout.rollout_id)
         assert waves[1].state.value == "HALTED"
         assert waves[2].dispatched == 0 and waves[2].state.value == "PENDING"
         # Wave 1 was in flight in two commands; both were cancelled.
@@ -88,8 +88,8 @@ def test_c_duplicated_and_reordered_events_on_both_paths_leave_counters_exact():
 def test_d_a_retried_dispatch_after_send_command_succeeded_sends_nothing_twice(monkeypatch):
     with Twin(TwinOptions(seed=14)) as twin:
         twin.add_nodes(30, tags={"env": "test"})
-        ledger = twin.deps.ledger
-        real_record_sent = ledger.record_sent
+        dispatch = twin.deps.ledger.dispatch
+        real_record_sent = dispatch.record_sent
         crashes = []
 
         def crash_once(*args, **kwargs):
@@ -98,11 +98,11 @@ def test_d_a_retried_dispatch_after_send_command_succeeded_sends_nothing_twice(m
                 raise RuntimeError("simulated crash between SendCommand and the ledger write")
             return real_record_sent(*args, **kwargs)
 
-        monkeypatch.setattr(ledger, "record_sent", crash_once)
+        monkeypatch.setattr(dispatch, "record_sent", crash_once)
         with pytest.raises(RuntimeError, match="simulated crash"):
             twin.start(shell_spec(waves=["100%"]))
         # Lambda retries the invocation: it must find the same chunk's command instead of sending it again.
-        rollout_id = twin.reader.list_rollouts(state="RUNNING")[0].rollout_id
+        rollout_id = twin.reader.rollouts.find(state="RUNNING")[0].rollout_id
         rollout = twin.run(rollout_id)
 
         assert rollout.state.value == "SUCCEEDED"
@@ -193,7 +193,7 @@ def test_h_an_unknown_document_or_parameter_stops_the_rollout_before_any_dispatc
         ]
         assert twin.sim.commands() == []
         assert sends(twin) == 0
-        assert twin.reader.list_rollouts() == []
+        assert twin.reader.rollouts.find() == []
 
 
 def test_the_document_version_is_pinned_for_every_wave():

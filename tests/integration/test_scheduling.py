@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from fleetwave.adapters.locks import Locks
+from fleetwave.adapters.ledger import Locks
 from fleetwave.constants import SPEC_LOCK_GRACE_SECONDS
 from fleetwave_local.twin import Twin, TwinOptions
 
@@ -18,7 +18,7 @@ from .rollouts import shell_spec, summaries_for
 
 
 def rollouts_of(twin: Twin, spec_name: str) -> list[Any]:
-    return twin.reader.list_rollouts(spec=spec_name)
+    return twin.reader.rollouts.find(spec=spec_name)
 
 
 def test_a_closed_change_calendar_blocks_the_start_and_leaves_a_notice():
@@ -36,7 +36,7 @@ def test_a_closed_change_calendar_blocks_the_start_and_leaves_a_notice():
             "reason": "change calendar prod-freeze is CLOSED",
         }
         assert twin.api_calls["ssm:SendCommand"] == 0 and rollouts_of(twin, "integration") == []
-        [notice] = twin.reader.notices("integration")
+        [notice] = twin.reader.records.notices("integration")
         now = twin.clock.now()
         assert notice["pk"] == "NOTICE#integration" and notice["sk"].startswith(now.strftime("%Y-%m-%dT%H:%M:%S"))
         assert notice["type"] == "notice" and notice["kind"] == "start_skipped"
@@ -67,7 +67,7 @@ def test_a_blackout_window_in_the_schedules_time_zone_blocks_the_start_until_it_
         answer = twin.start(spec)
         assert answer["kind"] == "blackout_window"
         assert answer["reason"] == "inside blackout window 00:00-06:00 THU (Europe/Paris)"
-        assert [n["reason"] for n in twin.reader.notices("integration")] == [answer["reason"]]
+        assert [n["reason"] for n in twin.reader.records.notices("integration")] == [answer["reason"]]
         # At 06:00 Paris (05:00 UTC) the window is over
         twin.sim.advance_to(twin.clock.now() + timedelta(hours=5))
         started = twin.start(spec)
@@ -93,7 +93,7 @@ def test_prod_starts_only_after_a_recent_dev_success():
         twin.sim.advance_to(twin.clock.now() + timedelta(days=8))
         late = twin.start(prod)
         assert late["kind"] == "requirement" and "its last success" in late["reason"]
-        assert len(twin.reader.notices("prod")) == 2
+        assert len(twin.reader.records.notices("prod")) == 2
 
 
 def test_a_start_while_the_specs_last_rollout_still_runs_is_skipped():
@@ -105,7 +105,7 @@ def test_a_start_while_the_specs_last_rollout_still_runs_is_skipped():
         second = twin.invoke("start_rollout", {"trigger": "schedule", "spec": spec})
         assert second["skipped"] and second["kind"] == "already_running"
         assert second["reason"].startswith(f"rollout {first['rollout_id']} of 'integration' is still ")
-        assert [n["blocked_by"] for n in twin.reader.notices("integration")] == ["already_running"]
+        assert [n["blocked_by"] for n in twin.reader.records.notices("integration")] == ["already_running"]
         # Once it ended, the next start runs
         assert twin.run(first["rollout_id"]).state.value == "SUCCEEDED"
         third = twin.start(spec)
@@ -148,9 +148,7 @@ def test_a_lock_left_by_a_start_that_crashed_is_free_after_the_grace_period():
     with Twin(TwinOptions(seed=27)) as twin:
         twin.add_nodes(2, tags={"env": "test"})
         # Given a start that took the lock and crashed before recording its rollout
-        Locks.for_ledger(twin.reader).claim_spec_lock(
-            "integration", "20260101T000000-dead00", twin.clock.now(), replacing=None
-        )
+        twin.reader.locks.claim_spec_lock("integration", "20260101T000000-dead00", twin.clock.now(), replacing=None)
         answer = twin.start(shell_spec(waves=["100%"]))
         assert answer["reason"] == "a rollout of 'integration' (20260101T000000-dead00) is being started"
         # When the grace period has passed, the next start takes the lock over

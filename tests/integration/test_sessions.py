@@ -17,7 +17,7 @@ OPERATOR = "arn:aws:iam::123456789012:user/alice"
 
 
 def dispatch_times(twin: Twin, rollout_id: str) -> dict[str, str]:
-    return {item["instance_id"]: item["requested_at"] for item in twin.reader.invocations(rollout_id)}
+    return {item["instance_id"]: item["requested_at"] for item in twin.reader.invocations.of_rollout(rollout_id)}
 
 
 def test_nodes_whose_session_opened_mid_rollout_move_to_the_end_and_still_run():
@@ -28,18 +28,18 @@ def test_nodes_whose_session_opened_mid_rollout_move_to_the_end_and_still_run():
         assert started["waves"] == [1, 3, 4]
         # Given a node of wave 1 and one of wave 2 in a session when their waves start (after wave 0's bake)
         busy = [
-            twin.reader.get_wave_targets(rollout_id, 1, 1, 2)[0],
-            twin.reader.get_wave_targets(rollout_id, 2, 0, 1)[0],
+            twin.reader.plans.targets(rollout_id, 1, 1, 2)[0],
+            twin.reader.plans.targets(rollout_id, 2, 0, 1)[0],
         ]
         sessions = [twin.sim.open_session(node, OPERATOR, twin.clock.now()) for node in busy]
         # When the rollout runs to its end
         rollout = twin.run(rollout_id)
         # Then they ran last, in a fourth (deferred) wave that wave 1 created and wave 2 grew; every node ran once
         assert rollout.state.value == "SUCCEEDED" and rollout.target_count == 8
-        waves = twin.reader.get_waves(rollout_id)
+        waves = twin.reader.plans.waves(rollout_id)
         assert [w.size for w in waves] == [1, 2, 3, 2] and [w.state.value for w in waves] == ["COMPLETE"] * 4
-        assert twin.reader.deferred_wave_index(rollout_id) == 3
-        assert twin.reader.get_wave_targets(rollout_id, 3, 0, 2) == busy
+        assert twin.reader.plans.deferred_wave_index(rollout_id) == 3
+        assert twin.reader.plans.targets(rollout_id, 3, 0, 2) == busy
         times = dispatch_times(twin, rollout_id)
         assert sorted(times) == ids
         assert min(times[node] for node in busy) > max(t for node, t in times.items() if node not in busy)
@@ -60,8 +60,8 @@ def test_a_node_in_a_session_at_plan_time_is_planned_last_and_deferred_past_the_
         assert started["deferred"] == [ids[0]]
         rollout = twin.run(started["rollout_id"])
         assert rollout.state.value == "SUCCEEDED"
-        assert [w.size for w in twin.reader.get_waves(rollout.rollout_id)] == [1, 2, 1]
-        assert twin.reader.get_wave_targets(rollout.rollout_id, 2, 0, 1) == [ids[0]]
+        assert [w.size for w in twin.reader.plans.waves(rollout.rollout_id)] == [1, 2, 1]
+        assert twin.reader.plans.targets(rollout.rollout_id, 2, 0, 1) == [ids[0]]
 
 
 def test_terminate_older_than_ends_stale_sessions_and_defers_nodes_with_recent_ones():
@@ -78,10 +78,10 @@ def test_terminate_older_than_ends_stale_sessions_and_defers_nodes_with_recent_o
         assert twin.sim.session(stale).status == "Terminated" and twin.api_calls["ssm:TerminateSession"] == 1
         # The ten-minute-old one was left alone; its node waited for the deferred wave
         assert twin.sim.session(recent).active
-        waves = twin.reader.get_waves(rollout.rollout_id)
+        waves = twin.reader.plans.waves(rollout.rollout_id)
         assert [w.size for w in waves] == [3, 1]
-        assert twin.reader.get_wave_targets(rollout.rollout_id, 0, 0, 3) == [ids[0], ids[2], ids[3]]
-        assert twin.reader.get_wave_targets(rollout.rollout_id, 1, 0, 1) == [ids[1]]
+        assert twin.reader.plans.targets(rollout.rollout_id, 0, 0, 3) == [ids[0], ids[2], ids[3]]
+        assert twin.reader.plans.targets(rollout.rollout_id, 1, 0, 1) == [ids[1]]
 
 
 def test_nodes_that_are_not_connected_are_skipped_and_reported_before_dispatch():
@@ -96,7 +96,7 @@ def test_nodes_that_are_not_connected_are_skipped_and_reported_before_dispatch()
         # Then the rollout succeeds on the nodes it could reach, and says which it skipped and why
         assert rollout.state.value == "SUCCEEDED"
         assert rollout.target_count == 3 and rollout.skipped_count == 3
-        skipped = {s.instance_id: s.reason for s in twin.reader.get_skipped(rollout.rollout_id)}
+        skipped = {s.instance_id: s.reason for s in twin.reader.plans.skipped(rollout.rollout_id)}
         assert skipped == {
             ids[2]: "not connected (GetConnectionStatus)",
             ids[4]: "not connected (GetConnectionStatus)",
@@ -134,7 +134,7 @@ def test_a_wave_too_large_for_one_call_per_node_refreshes_ping_status_instead(mo
         twin.sim.set_ping_status(ids[3], "ConnectionLost")
         rollout = twin.run(started["rollout_id"])
         assert rollout.state.value == "SUCCEEDED" and rollout.target_count == 4
-        assert {s.instance_id: s.reason for s in twin.reader.get_skipped(rollout.rollout_id)} == {
+        assert {s.instance_id: s.reason for s in twin.reader.plans.skipped(rollout.rollout_id)} == {
             ids[3]: "SSM agent ConnectionLost"
         }
         # Wave 0 (one node) asked GetConnectionStatus; wave 1 (four nodes) one DescribeInstanceInformation page

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from fleetwave.adapters.events_bus import EventBus
+from fleetwave.adapters.ledger import ledger_change
 from fleetwave.constants import EVENT_BUS_NAME
-from fleetwave.service.notify import Channels, ledger_change
+from fleetwave.service.notify import Channels
 from fleetwave_local.twin import Twin, TwinOptions
 
 from .streams import StreamReader, notify, put_item, sequence_numbers

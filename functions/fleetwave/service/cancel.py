@@ -11,11 +11,11 @@ from fleetwave.service.rollouts import settle
 def cancel_rollout(deps: Deps, rollout_id: str, reason: str = "cancelled by operator") -> Rollout:
     """Idempotent: cancelling an ended rollout changes nothing and returns it as it is."""
     for _ in range(3):
-        rollout = deps.ledger.get_rollout(rollout_id)
+        rollout = deps.ledger.rollouts.get(rollout_id)
         if rollout.state.is_terminal:
             return rollout
         try:
-            deps.ledger.halt(rollout, RolloutState.CANCELLED, reason, deps.now())
+            deps.ledger.rollouts.halt(rollout, RolloutState.CANCELLED, reason, deps.now())
         except ConflictError:
             continue
         if rollout.state is RolloutState.BAKING:

@@ -21,9 +21,9 @@ retried by the stream.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -34,23 +34,21 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from boto3.dynamodb.types import TypeDeserializer
 from pydantic import ValidationError
 
 from fleetwave.adapters.aws import client
 from fleetwave.adapters.events_bus import BusEvent, EventBus
-from fleetwave.adapters.ledger import parse_time, rollout_from_item, rollout_pk, wave_from_item
+from fleetwave.adapters.ledger import LedgerChange, ledger_change
 from fleetwave.adapters.notifier import SummaryPublisher
 from fleetwave.adapters.slack import SlackError, SlackWebhook
 from fleetwave.constants import (
     NOTIFY_IDEMPOTENCY_PK,
-    NOTIFY_ITEM_TYPES,
     PK,
     SK,
     TTL_ATTRIBUTE,
 )
 from fleetwave.core.model import Rollout, RolloutState, WaveState
-from fleetwave.core.notifications.common import NoticeRecord, OutputLocation, RemediationRecord, RolloutReport, event_id
+from fleetwave.core.notifications.common import OutputLocation, RolloutReport, event_id
 from fleetwave.core.notifications.events import (
     remediation_detail_type,
     remediation_event_detail,
@@ -64,19 +62,16 @@ from fleetwave.core.notifications.sns import SnsMessage, notice_message, summary
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.core.status import InvocationStatus
 from fleetwave.core.summary import build_summary
+from fleetwave.core.times import parse_moment
 from fleetwave.errors import RetryLaterError
 from fleetwave.observability import metrics
 from fleetwave.service.deps import Deps
 
 logger = Logger(service="fleetwave", child=True)
-_deserializer = TypeDeserializer()
 
 # Stream records live 24 hours and the event source gives up after 6: a week of idempotency records is ample.
 IDEMPOTENCY_TTL_SECONDS = 7 * 86400
-_ITEM_TYPES = frozenset(NOTIFY_ITEM_TYPES)
 SUCCESS = InvocationStatus.SUCCESS
-# Item attributes that may tell when a remediation or notice happened (else: the stream record's time).
-_TIME_ATTRIBUTES = ("at", "occurred_at", "created_at", "decided_at")
 
 
 class OutboxBlockedError(RetryLaterError):
@@ -112,89 +107,13 @@ def default_channels(deps: Deps) -> Channels:
     return _channels[1]
 
 
-# ---------------------------------------------------------------------------------------------------- stream records
-@dataclass(frozen=True)
-class LedgerChange:
-    """One stream record about an item notify publishes for, with its images deserialized."""
-
-    event_name: str
-    item_type: str
-    pk: str
-    sk: str
-    new: Mapping[str, Any]
-    old: Mapping[str, Any]
-    recorded_at: datetime | None = None
-
-    def identity(self, what: str) -> str:
-        """Names the change, not its delivery: the same for every redelivery of the record."""
-        return f"{self.pk}|{self.sk}|{what}"
-
-    @property
-    def new_state(self) -> str | None:
-        state = self.new.get("state")
-        return str(state) if state is not None else None
-
-    @property
-    def old_state(self) -> str | None:
-        state = self.old.get("state")
-        return str(state) if state is not None else None
-
-    def happened_at(self) -> datetime | None:
-        """When a notice or remediation happened: an explicit time attribute, the time its sort key starts with
-        (``<iso time>`` / ``<iso time>#<instance>``), or else when the stream recorded the write."""
-        for value in (*(self.new.get(name) for name in _TIME_ATTRIBUTES), self.sk.split("#", 1)[0]):
-            moment = _time(value)
-            if moment:
-                return moment
-        return self.recorded_at
-
-
-def _time(value: Any) -> datetime | None:
-    if value is None or value == "":
+# ---------------------------------------------------------------------------------------------------- specs
+def _spec(spec_json: str | None) -> RolloutSpec | None:
+    if spec_json is None:
         return None
     try:
-        if isinstance(value, int | float) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
-            return datetime.fromtimestamp(float(value), UTC)
-        moment = parse_time(str(value).replace(" ", "T"))
-    except (ValueError, OverflowError, OSError):
-        return None
-    return moment.astimezone(UTC) if moment and moment.tzinfo else moment
-
-
-def _image(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {key: _deserializer.deserialize(value) for key, value in (raw or {}).items()}
-
-
-def ledger_change(record: Mapping[str, Any]) -> LedgerChange | None:
-    """The change a stream record carries, or None (cheaply) for items notify does not publish for."""
-    data = record.get("dynamodb") or {}
-    raw_new = data.get("NewImage") or {}
-    item_type = (raw_new.get("type") or {}).get("S")
-    if item_type not in _ITEM_TYPES:
-        return None  # invocations, chunks, shards, idempotency records, deletions (TTL): nothing to say
-    event_name = str(record.get("eventName", ""))
-    if item_type in ("rollout", "wave"):
-        old_state = ((data.get("OldImage") or {}).get("state") or {}).get("S")
-        if old_state == (raw_new.get("state") or {}).get("S"):
-            return None  # a counter update: no state change
-    elif event_name != "INSERT":
-        return None  # remediations and notices are news when written, not when touched
-    new = _image(raw_new)
-    return LedgerChange(
-        event_name=event_name,
-        item_type=str(item_type),
-        pk=str(new.get(PK, "")),
-        sk=str(new.get(SK, "")),
-        new=new,
-        old=_image(data.get("OldImage")),
-        recorded_at=_time(data.get("ApproximateCreationDateTime")),
-    )
-
-
-def _spec(item: Mapping[str, Any]) -> RolloutSpec | None:
-    try:
-        return RolloutSpec.model_validate(json.loads(str(item["spec"])))
-    except (KeyError, ValueError, ValidationError):
+        return RolloutSpec.model_validate(json.loads(spec_json))
+    except (ValueError, ValidationError):
         return None
 
 
@@ -328,9 +247,9 @@ class Outbox:
         output = spec.output if spec else None
         return RolloutReport(
             rollout=rollout,
-            waves=ledger.get_waves(rollout.rollout_id),
+            waves=ledger.plans.waves(rollout.rollout_id),
             # The query reads every invocation of the rollout: only worth it when some failed.
-            failed=ledger.failed_invocations(rollout.rollout_id) if failures else (),
+            failed=ledger.invocations.failed(rollout.rollout_id) if failures else (),
             location=OutputLocation.of(output, rollout.document_name, self.deps.settings.AWS_REGION),
         )
 
@@ -341,28 +260,28 @@ class Outbox:
             detail_type = rollout_detail_type(old_state, new_state)
             if detail_type is None:
                 return
-            rollout = rollout_from_item(change.new)
+            rollout = change.rollout()
         except (KeyError, ValueError, TypeError) as error:
             self._skip_unpublishable(change, error)
             return
         identity = change.identity(new_state.value)
         detail = rollout_event_detail(detail_type, rollout, old_state, event_id=event_id(identity))
-        self._put_event(identity, detail_type, detail, _time(detail["occurred_at"]))
+        self._put_event(identity, detail_type, detail, parse_moment(detail["occurred_at"]))
         if not new_state.is_terminal:
             return
-        spec = _spec(change.new)
+        spec = _spec(change.spec_json())
         rollout_id = rollout.rollout_id
         if spec is None or spec.notifications.email:
 
             def summary() -> SnsMessage:
-                latest = self.deps.ledger.get_rollout(rollout_id)  # late invocations may have ended since
+                latest = self.deps.ledger.rollouts.get(rollout_id)  # late invocations may have ended since
                 report = self._report(latest, spec)
-                payload = build_summary(latest, report.waves, report.failed, self.deps.ledger.get_skipped(rollout_id))
+                payload = build_summary(latest, report.waves, report.failed, self.deps.ledger.plans.skipped(rollout_id))
                 return summary_message(report, payload)
 
             self._publish_sns(identity, summary, "SummariesPublished")
         self._post_slack(
-            identity, lambda: slack_final_message(self._report(self.deps.ledger.get_rollout(rollout_id), spec)), spec
+            identity, lambda: slack_final_message(self._report(self.deps.ledger.rollouts.get(rollout_id), spec)), spec
         )
 
     def _wave(self, change: LedgerChange) -> None:
@@ -372,24 +291,22 @@ class Outbox:
             detail_type = wave_detail_type(old_state, new_state)
             if detail_type is None:
                 return
-            wave = wave_from_item(change.new)
-            rollout_id = change.pk.removeprefix(rollout_pk(""))
+            wave = change.wave()
         except (KeyError, ValueError, TypeError) as error:
             self._skip_unpublishable(change, error)
             return
-        item = self.deps.ledger.get_rollout_item(rollout_id)
-        rollout = rollout_from_item(item)
+        rollout, spec_json = self.deps.ledger.rollouts.get_with_spec(change.rollout_id)
         identity = change.identity(new_state.value)
         detail = wave_event_detail(detail_type, rollout, wave, event_id=event_id(identity))
-        self._put_event(identity, detail_type, detail, _time(detail["occurred_at"]))
+        self._put_event(identity, detail_type, detail, parse_moment(detail["occurred_at"]))
         if slack_wants_wave_message(detail_type, wave, rollout.wave_count):
-            spec = _spec(item)
+            spec = _spec(spec_json)
             self._post_slack(identity, lambda: slack_wave_message(self._report(rollout, spec), detail_type, wave), spec)
 
     # -------------------------------------------------------------- remediations and notices
     def _remediation(self, change: LedgerChange) -> None:
         try:
-            record = RemediationRecord.model_validate(dict(change.new))
+            record = change.remediation()
         except ValidationError as error:
             self._skip_unpublishable(change, error)
             return
@@ -400,7 +317,7 @@ class Outbox:
 
     def _notice(self, change: LedgerChange) -> None:
         try:
-            notice = NoticeRecord.model_validate(dict(change.new))
+            notice = change.notice()
         except ValidationError as error:
             self._skip_unpublishable(change, error)
             return

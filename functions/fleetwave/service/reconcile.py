@@ -38,11 +38,11 @@ def reconcile(deps: Deps, *, stale_after_seconds: int = STALE_AFTER_SECONDS) -> 
     result = ReconcileResult()
     candidates: list[Rollout] = []
     for state in (RolloutState.RUNNING, RolloutState.BAKING, RolloutState.PENDING):
-        candidates.extend(deps.ledger.list_rollouts(state=state.value, limit=500))
+        candidates.extend(deps.ledger.rollouts.find(state=state.value, limit=500))
     for state in (RolloutState.HALTED, RolloutState.CANCELLED, RolloutState.FAILED):
         candidates.extend(
             r
-            for r in deps.ledger.list_rollouts(state=state.value, limit=100)
+            for r in deps.ledger.rollouts.find(state=state.value, limit=100)
             if r.ended_at is None or now - r.ended_at < AFTER_HALT_WINDOW
         )
     for rollout in candidates:
@@ -58,7 +58,7 @@ def reconcile(deps: Deps, *, stale_after_seconds: int = STALE_AFTER_SECONDS) -> 
 def _reconcile_one(deps: Deps, rollout: Rollout, stale_after_seconds: int, result: ReconcileResult) -> None:
     now = deps.now()
     cutoff = now - timedelta(seconds=stale_after_seconds)
-    for chunk in deps.ledger.get_chunks(rollout.rollout_id, rollout.current_wave, with_ids=True):
+    for chunk in deps.ledger.dispatch.chunks(rollout.rollout_id, rollout.current_wave, with_ids=True):
         if chunk.state is ChunkState.INTENT:
             try:
                 recover_intent(deps, rollout, chunk)
@@ -75,7 +75,7 @@ def _reconcile_one(deps: Deps, rollout: Rollout, stale_after_seconds: int, resul
         result.commands_polled += 1
         result.invocations_updated += applied
         if not applied:
-            deps.ledger.touch_chunk(rollout.rollout_id, chunk, now)
+            deps.ledger.dispatch.touch_chunk(rollout.rollout_id, chunk, now)
     if rollout.state is RolloutState.BAKING and rollout.bake_until and now >= rollout.bake_until + LOST_TIMER_GRACE:
         result.timers_recovered += 1
         advance(deps, rollout.rollout_id, rollout.current_wave + 1)

@@ -17,8 +17,7 @@ from typing import Any, Literal
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetwave.adapters.ledger import iso
-from fleetwave.adapters.locks import Cooldown, Locks
+from fleetwave.adapters.ledger import Cooldown, Locks
 from fleetwave.adapters.scheduler import Timers
 from fleetwave.constants import REMEDIATE_TIMEOUT_SECONDS
 from fleetwave.core.remediation import (
@@ -33,6 +32,7 @@ from fleetwave.core.remediation import (
     resolve_target,
     rules_needing_tags,
 )
+from fleetwave.core.times import iso
 from fleetwave.errors import ConflictError, NotFoundError, SpecRejectedError
 from fleetwave.observability import metrics
 from fleetwave.service.deps import Deps
@@ -121,7 +121,7 @@ def handle_alarm(deps: Deps, event: AlarmStateChange, *, function_arn: str) -> R
     instance_id = target.instance_id
     logger.append_keys(rule=rule.name, instance_id=instance_id, alarm_name=alarm_name, event_id=event.id)
 
-    locks = Locks.for_ledger(deps.ledger)
+    locks = deps.ledger.locks
     claim = _claim_cooldown(locks, rule, instance_id, event.id, now)
     if claim == "duplicate":
         metrics.add_metric(name="RemediationDuplicates", unit="Count", value=1)
@@ -160,7 +160,7 @@ def handle_alarm(deps: Deps, event: AlarmStateChange, *, function_arn: str) -> R
 
     locks.record_cooldown_rollout(rule.name, instance_id, event.id, result.rollout_id)
     reason = f"rule {rule.name} runs {rule.document} on {instance_id} (remediation {started} of this hour)"
-    deps.ledger.put_remediation_record(
+    deps.ledger.records.put_remediation(
         rule.name,
         instance_id,
         Outcome.STARTED.value,
@@ -211,7 +211,7 @@ def _skip(
     deps: Deps, rule: RemediationRule, instance_id: str, alarm_name: str, reason: str, now: datetime
 ) -> RemediationResult:
     """Notify instead of acting."""
-    deps.ledger.put_remediation_record(
+    deps.ledger.records.put_remediation(
         rule.name,
         instance_id,
         Outcome.SKIPPED.value,
@@ -243,7 +243,7 @@ def verify_remediation(deps: Deps, request: VerifyRequest, *, function_arn: str)
     if rule is None or not rule.verify_minutes:
         return RemediationResult("ignored", f"rule {request.rule} no longer asks for verification", request.rule)
     try:
-        rollout = deps.ledger.get_rollout(request.rollout_id)
+        rollout = deps.ledger.rollouts.get(request.rollout_id)
     except NotFoundError:
         return RemediationResult("ignored", f"no rollout {request.rollout_id}", request.rule)
     window = timedelta(minutes=rule.verify_minutes)
@@ -280,7 +280,7 @@ def verify_remediation(deps: Deps, request: VerifyRequest, *, function_arn: str)
 def _verification_failed(
     deps: Deps, request: VerifyRequest, rule: RemediationRule, reason: str, now: datetime
 ) -> RemediationResult:
-    deps.ledger.put_remediation_record(
+    deps.ledger.records.put_remediation(
         request.rule,
         request.instance_id,
         Outcome.VERIFICATION_FAILED.value,

@@ -81,20 +81,20 @@ def _spec_from_json(spec_json: str) -> RolloutSpec:
 
 
 def load_spec(deps: Deps, rollout_id: str) -> RolloutSpec:
-    return _spec_from_json(deps.ledger.get_spec_json(rollout_id))
+    return _spec_from_json(deps.ledger.rollouts.spec_json(rollout_id))
 
 
 def settle(deps: Deps, rollout_id: str) -> Rollout:
     """Decide and act until the rollout has nothing more to do right now; returns its latest state."""
-    rollout = deps.ledger.get_rollout(rollout_id)
+    rollout = deps.ledger.rollouts.get(rollout_id)
     for _ in range(_MAX_ROUNDS):
-        wave = deps.ledger.get_wave(rollout_id, rollout.current_wave)
-        chunks = deps.ledger.get_chunks(rollout_id, rollout.current_wave)
+        wave = deps.ledger.plans.wave(rollout_id, rollout.current_wave)
+        chunks = deps.ledger.dispatch.chunks(rollout_id, rollout.current_wave)
         actions = decide(rollout, wave, chunks, deps.now())
         if not actions:
             return rollout
         execute(deps, rollout, wave, chunks, actions)
-        rollout = deps.ledger.get_rollout(rollout_id)
+        rollout = deps.ledger.rollouts.get(rollout_id)
     logger.warning("settle stopped after %d rounds", _MAX_ROUNDS, extra={"rollout_id": rollout_id})
     return rollout
 
@@ -120,14 +120,16 @@ def _execute_one(deps: Deps, rollout: Rollout, wave: Wave | None, chunks: list[C
         case CancelCommands(command_ids=command_ids):
             for command_id in command_ids:
                 deps.ssm.cancel_command(command_id)
-            deps.ledger.mark_cancel_requested(rollout.rollout_id, [c for c in chunks if c.command_id in command_ids])
+            deps.ledger.dispatch.mark_cancel_requested(
+                rollout.rollout_id, [c for c in chunks if c.command_id in command_ids]
+            )
             logger.info("cancel requested", extra={"rollout_id": rollout.rollout_id, "commands": list(command_ids)})
         case Halt(reason=reason, state=state):
-            deps.ledger.halt(rollout, state, reason, now)
+            deps.ledger.rollouts.halt(rollout, state, reason, now)
             metrics.add_metric(name="RolloutsHalted", unit="Count", value=1)
             logger.warning("rollout %s: %s", state.value, reason, extra={"rollout_id": rollout.rollout_id})
         case StartBake(completed_wave=completed, next_wave=next_wave, until=until):
-            deps.ledger.begin_bake(rollout.rollout_id, completed, until, now)
+            deps.ledger.rollouts.begin_bake(rollout.rollout_id, completed, until, now)
             logger.info(
                 "wave %d complete; baking until %s",
                 completed,
@@ -143,7 +145,7 @@ def _execute_one(deps: Deps, rollout: Rollout, wave: Wave | None, chunks: list[C
                     {"rollout_id": rollout.rollout_id, "wave": next_wave},
                 )
         case Postpone(wave=next_wave, until=until, reason=reason):
-            deps.ledger.postpone(rollout.rollout_id, next_wave, until, reason)
+            deps.ledger.rollouts.postpone(rollout.rollout_id, next_wave, until, reason)
             deps.timers.fire_at(
                 deps.timers.name_for(rollout.rollout_id, next_wave, f"-{int(until.timestamp())}"),
                 until,
@@ -155,18 +157,18 @@ def _execute_one(deps: Deps, rollout: Rollout, wave: Wave | None, chunks: list[C
             if nobody_left is not None:
                 _execute_one(deps, rollout, wave, chunks, nobody_left)
                 return
-            deps.ledger.start_wave(rollout.rollout_id, index, now)
+            deps.ledger.rollouts.start_wave(rollout.rollout_id, index, now)
             metrics.add_metric(name="WavesStarted", unit="Count", value=1)
             logger.info("wave %d started", index, extra={"rollout_id": rollout.rollout_id})
         case Finish(state=state, reason=reason):
-            deps.ledger.finish(rollout.rollout_id, rollout.current_wave, state, now, reason)
+            deps.ledger.rollouts.finish(rollout.rollout_id, rollout.current_wave, state, now, reason)
             metrics.add_metric(name=f"Rollouts{state.value.title().replace('_', '')}", unit="Count", value=1)
             logger.info("rollout finished: %s", state.value, extra={"rollout_id": rollout.rollout_id})
 
 
 def advance(deps: Deps, rollout_id: str, wave_index: int) -> Rollout:
     """Start wave ``wave_index`` if the gates allow it (invariant 3), then settle. Safe to call twice."""
-    rollout = deps.ledger.get_rollout(rollout_id)
+    rollout = deps.ledger.rollouts.get(rollout_id)
     spec = load_spec(deps, rollout_id)
     alarm_states = deps.gates.alarm_states(list(rollout.alarm_gates)) if rollout.alarm_gates else {}
     closed = deps.gates.closed_calendars(spec.calendars) if spec.calendars else []
@@ -187,13 +189,13 @@ def check_wave_start(deps: Deps, rollout: Rollout, wave_index: int) -> Halt | No
     filtered the rest then): asking at plan time would cost the same calls for the whole fleet at once, and be hours
     stale by the last wave.
     """
-    wave = deps.ledger.get_wave(rollout.rollout_id, wave_index)
+    wave = deps.ledger.plans.wave(rollout.rollout_id, wave_index)
     if wave is None or wave.state is not WaveState.PENDING or wave.size == 0:
         return None
     spec = load_spec(deps, rollout.rollout_id)
     now = deps.now()
-    targets = deps.ledger.get_wave_targets(rollout.rollout_id, wave_index, 0, wave.size)
-    deferred_index = deps.ledger.deferred_wave_index(rollout.rollout_id)
+    targets = deps.ledger.plans.targets(rollout.rollout_id, wave_index, 0, wave.size)
+    deferred_index = deps.ledger.plans.deferred_wave_index(rollout.rollout_id)
     can_defer = wave_index != deferred_index
     sessions = deps.ssm.active_sessions(targets) if spec.sessions.mode != "ignore" else []
     terminated: list[str] = []
@@ -211,10 +213,10 @@ def check_wave_start(deps: Deps, rollout: Rollout, wave_index: int) -> Halt | No
     if len(check.skipped) >= rollout.target_count:
         reasons = sorted({s.reason for s in check.skipped})
         return Halt(f"no target is reachable: {len(check.skipped)} {', '.join(reasons)}", RolloutState.FAILED)
-    deferred_wave = deps.ledger.get_wave(rollout.rollout_id, deferred_index) if deferred_index is not None else None
+    deferred_wave = deps.ledger.plans.wave(rollout.rollout_id, deferred_index) if deferred_index is not None else None
     deferred_size = (deferred_wave.size if deferred_wave else 0) + len(check.deferred)
     try:
-        moved_to = deps.ledger.reshape_wave(
+        moved_to = deps.ledger.plans.reshape_wave(
             rollout,
             wave,
             targets,
@@ -254,7 +256,7 @@ def unreachable_nodes(deps: Deps, instance_ids: list[str]) -> dict[str, str]:
 def dispatch_chunk(deps: Deps, rollout: Rollout, wave: Wave, action: DispatchChunk) -> None:
     """Invariant 1: record the intent, then send; a retry finds the command by its Comment before re-sending."""
     start, end = chunk_bounds(action.chunk, wave.size)
-    instance_ids = deps.ledger.get_wave_targets(rollout.rollout_id, wave.index, start, end)
+    instance_ids = deps.ledger.plans.targets(rollout.rollout_id, wave.index, start, end)
     spec = load_spec(deps, rollout.rollout_id)
     chunk = Chunk(
         wave=wave.index,
@@ -265,7 +267,7 @@ def dispatch_chunk(deps: Deps, rollout: Rollout, wave: Wave, action: DispatchChu
         requested_at=deps.now(),
     )
     comment = chunk_comment(rollout.rollout_id, wave.index, action.chunk, spec.comment)
-    deps.ledger.claim_chunk(rollout, wave.index, chunk, comment, deps.now())
+    deps.ledger.dispatch.claim_chunk(rollout, wave.index, chunk, comment, deps.now())
     _send(deps, rollout, spec, chunk, comment, action.max_errors)
 
 
@@ -294,7 +296,9 @@ def _send(deps: Deps, rollout: Rollout, spec: RolloutSpec, chunk: Chunk, comment
         code = error_code(error)
         if code in _FATAL_SEND_ERRORS:
             reason = f"SendCommand rejected wave {chunk.wave} chunk {chunk.index}: {code}"
-            deps.ledger.halt(deps.ledger.get_rollout(rollout.rollout_id), RolloutState.FAILED, reason, deps.now())
+            deps.ledger.rollouts.halt(
+                deps.ledger.rollouts.get(rollout.rollout_id), RolloutState.FAILED, reason, deps.now()
+            )
             logger.error(reason, extra={"rollout_id": rollout.rollout_id})
             return
         # Throttling or a service error that outlived botocore's retries: the intent stays recorded, and the
@@ -302,7 +306,7 @@ def _send(deps: Deps, rollout: Rollout, spec: RolloutSpec, chunk: Chunk, comment
         raise RetryLaterError(f"SendCommand failed for wave {chunk.wave} chunk {chunk.index}: {code}") from error
     metrics.add_metric(name="CommandsSent", unit="Count", value=1)
     metrics.add_metric(name="InvocationsDispatched", unit="Count", value=len(chunk.instance_ids))
-    deps.ledger.record_sent(rollout, chunk, command_id, deps.now())
+    deps.ledger.dispatch.record_sent(rollout, chunk, command_id, deps.now())
     logger.info(
         "sent wave %d chunk %d: %d targets",
         chunk.wave,
@@ -318,7 +322,7 @@ def recover_intent(deps: Deps, rollout: Rollout, chunk: Chunk) -> None:
     comment = chunk.comment
     command_id = deps.ssm.find_command(rollout.document_name, comment, chunk.requested_at - timedelta(minutes=5))
     if command_id:
-        deps.ledger.record_sent(rollout, chunk, command_id, deps.now())
+        deps.ledger.dispatch.record_sent(rollout, chunk, command_id, deps.now())
         logger.info("recovered a sent chunk", extra={"rollout_id": rollout.rollout_id, "command_id": command_id})
         return
     if not intent_is_stale(chunk, deps.now(), DISPATCH_CONSISTENCY_WINDOW_SECONDS):

@@ -17,7 +17,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from fleetwave.adapters.locks import Locks
 from fleetwave.adapters.ssm import DocumentInfo
 from fleetwave.constants import NOTICE_KIND_START_SKIPPED, SPEC_LOCK_GRACE_SECONDS
 from fleetwave.core.model import Rollout, RolloutState
@@ -151,14 +150,14 @@ def start_blocker(deps: Deps, spec: RolloutSpec, now: datetime) -> StartBlocked 
     if blocked is None and spec.calendars:
         blocked = calendar_block(spec, deps.gates.calendar_states(spec.calendars))
     if blocked is None and spec.requires is not None:
-        required = deps.ledger.list_rollouts(spec=spec.requires.spec, limit=_REQUIREMENT_LOOKBACK)
+        required = deps.ledger.rollouts.find(spec=spec.requires.spec, limit=_REQUIREMENT_LOOKBACK)
         blocked = requirement_block(spec, required, now)
     return blocked
 
 
 def _rollout_or_none(deps: Deps, rollout_id: str) -> Rollout | None:
     try:
-        return deps.ledger.get_rollout(rollout_id)
+        return deps.ledger.rollouts.get(rollout_id)
     except NotFoundError:
         return None
 
@@ -171,7 +170,7 @@ def claim_spec(deps: Deps, spec_name: str, rollout_id: str, now: datetime) -> St
     released explicitly; it is free once its holder ended (read here), or after a grace period when its holder was
     never recorded (the start crashed in between).
     """
-    locks = Locks.for_ledger(deps.ledger)
+    locks = deps.ledger.locks
     grace = timedelta(seconds=SPEC_LOCK_GRACE_SECONDS)
     for _ in range(_LOCK_ATTEMPTS):
         lock = locks.spec_lock(spec_name)
@@ -191,7 +190,7 @@ def claim_spec(deps: Deps, spec_name: str, rollout_id: str, now: datetime) -> St
 
 def skip_start(deps: Deps, spec: RolloutSpec, blocked: StartBlocked, *, trigger: str, now: datetime) -> StartSkipped:
     """Notify instead of starting: a notice item in the ledger (notify publishes it)."""
-    deps.ledger.put_notice(
+    deps.ledger.records.put_notice(
         spec.name,
         NOTICE_KIND_START_SKIPPED,
         blocked.reason,
@@ -233,7 +232,7 @@ def start_rollout(
     finally:
         if exclusive and not recorded:
             # Rejected (or failed) before the rollout existed: let the next start have the spec at once.
-            Locks.for_ledger(deps.ledger).release_spec_lock(spec.name, rollout_id)
+            deps.ledger.locks.release_spec_lock(spec.name, rollout_id)
     logger.set_correlation_id(rollout.rollout_id)
     logger.info(
         "rollout planned",
@@ -249,11 +248,13 @@ def start_rollout(
     except RetryLaterError as error:
         # The rollout is recorded and its first chunk's intent too: the reconciler finishes the dispatch.
         logger.warning("wave 0 dispatch deferred to the reconciler: %s", error)
-        latest = deps.ledger.get_rollout(rollout.rollout_id)
+        latest = deps.ledger.rollouts.get(rollout.rollout_id)
     # Wave 0's start may have deferred or skipped nodes (sessions, connection status): report what the ledger holds.
     changed = latest.wave_count != len(plan.waves) or latest.target_count != plan.target_count
-    waves = deps.ledger.get_waves(rollout.rollout_id) if changed else None
-    skipped = deps.ledger.get_skipped(rollout.rollout_id) if latest.skipped_count != len(plan.skipped) else plan.skipped
+    waves = deps.ledger.plans.waves(rollout.rollout_id) if changed else None
+    skipped = (
+        deps.ledger.plans.skipped(rollout.rollout_id) if latest.skipped_count != len(plan.skipped) else plan.skipped
+    )
     return StartResult(
         rollout_id=rollout.rollout_id,
         state=latest.state.value,
@@ -302,5 +303,5 @@ def _record(
         trigger=trigger,
     )
     spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-    deps.ledger.create_rollout(rollout, spec_json=spec_json, plan=plan, extra=extra)
+    deps.ledger.rollouts.create(rollout, spec_json=spec_json, plan=plan, extra=extra)
     return rollout, plan

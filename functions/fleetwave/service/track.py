@@ -47,7 +47,7 @@ class TrackResult:
 def track(deps: Deps, observations: Sequence[Observation]) -> TrackResult:
     """Record a batch of observations; returns the message IDs that must be retried."""
     result = TrackResult(failed_message_ids=set())
-    placements = deps.ledger.lookup_commands({o.command_id for o in observations})
+    placements = deps.ledger.dispatch.lookup_commands({o.command_id for o in observations})
     ours = [o for o in observations if o.command_id in placements]
     result.ignored = len(observations) - len(ours)
     if result.ignored:
@@ -94,12 +94,12 @@ def apply_updates(
     """Record monotonic transitions with exact counters, re-reading and retrying when a concurrent batch wins."""
     for attempt in range(_CONFLICT_RETRIES):
         keys = [(rollout_id, (u.command_id, u.instance_id)) for u in updates]
-        current = deps.ledger.invocation_statuses(keys)
+        current = deps.ledger.invocations.statuses(keys)
         transitions: list[Transition] = plan_transitions(current, placements, updates)
         if not transitions:
             return []
         try:
-            deps.ledger.apply_transitions(transitions, deps.now())
+            deps.ledger.invocations.apply_transitions(transitions, deps.now())
         except ConflictError:
             if attempt == _CONFLICT_RETRIES - 1:
                 raise
@@ -140,7 +140,7 @@ def _poll_if_open(deps: Deps, observation: Observation, placement: Placement, re
     """A command finished: if the ledger still has open invocations of it, their events were lost: poll them now."""
     if observation.status.strip().lower() not in _COMMAND_DONE:
         return
-    chunks = deps.ledger.get_chunks(placement.rollout_id, placement.wave)
+    chunks = deps.ledger.dispatch.chunks(placement.rollout_id, placement.wave)
     chunk = next((c for c in chunks if c.index == placement.chunk), None)
     if chunk is None or chunk.open <= 0:
         return

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from fleetwave.adapters.aws import error_code
-from fleetwave.adapters.ledger import Ledger, iso, parse_time
+from fleetwave.adapters.ledger.table import Table, deserialize, serialize
 from fleetwave.constants import (
     PK,
     REMEDIATION_LOCK_PK_PREFIX,
@@ -29,19 +28,14 @@ from fleetwave.constants import (
     SPEC_LOCK_PK_PREFIX,
     TTL_ATTRIBUTE,
 )
+from fleetwave.core.times import iso, parse_time
 from fleetwave.errors import ConflictError
 
 LOCK_SK = "LOCK"
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
-
-
-def _ser(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -62,26 +56,21 @@ class Cooldown:
 
 
 class Locks:
-    def __init__(self, table_name: str, dynamodb: Any) -> None:
-        self.table = table_name
-        self.db = dynamodb
+    """Spec locks, remediation cooldowns and storm counters (items in the ledger table, through its client)."""
 
-    @classmethod
-    def for_ledger(cls, ledger: Ledger) -> Locks:
-        """Locks live in the ledger's table and use its client."""
-        return cls(ledger.table, ledger.db)
+    def __init__(self, table: Table) -> None:
+        self.table = table
 
     # ------------------------------------------------------------------ low level
     def _key(self, pk: str, sk: str = LOCK_SK) -> dict[str, Any]:
-        return {PK: {"S": pk}, SK: {"S": sk}}
+        return self.table.key(pk, sk)
 
     def _get(self, pk: str, sk: str = LOCK_SK) -> dict[str, Any] | None:
-        item = self.db.get_item(TableName=self.table, Key=self._key(pk, sk), ConsistentRead=True).get("Item")
-        return {key: _deserializer.deserialize(value) for key, value in item.items()} if item else None
+        return self.table.get(pk, sk)
 
     def _conditional(self, operation: str, **kwargs: Any) -> dict[str, Any]:
         try:
-            response: dict[str, Any] = getattr(self.db, operation)(TableName=self.table, **kwargs)
+            response: dict[str, Any] = getattr(self.table.db, operation)(TableName=self.table.name, **kwargs)
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
                 raise ConflictError(f"{operation} lost its condition: {kwargs.get('ConditionExpression')}") from error
@@ -114,9 +103,11 @@ class Locks:
         else:
             condition = {
                 "ConditionExpression": "rollout_id = :holder AND acquired_at = :at",
-                "ExpressionAttributeValues": _ser({":holder": replacing.rollout_id, ":at": iso(replacing.acquired_at)}),
+                "ExpressionAttributeValues": serialize(
+                    {":holder": replacing.rollout_id, ":at": iso(replacing.acquired_at)}
+                ),
             }
-        self._conditional("put_item", Item=_ser(item), **condition)
+        self._conditional("put_item", Item=serialize(item), **condition)
 
     def release_spec_lock(self, spec_name: str, rollout_id: str) -> None:
         """Give the lock back (a start that failed before recording its rollout); a lock held by another is kept."""
@@ -125,7 +116,7 @@ class Locks:
                 "delete_item",
                 Key=self._key(f"{SPEC_LOCK_PK_PREFIX}{spec_name}"),
                 ConditionExpression="rollout_id = :mine",
-                ExpressionAttributeValues=_ser({":mine": rollout_id}),
+                ExpressionAttributeValues=serialize({":mine": rollout_id}),
             )
         except ConflictError:
             return
@@ -149,10 +140,10 @@ class Locks:
         }
         self._conditional(
             "put_item",
-            Item=_ser(item),
+            Item=serialize(item),
             ConditionExpression="attribute_not_exists(#pk) OR #exp < :now",
             ExpressionAttributeNames={"#pk": PK, "#exp": TTL_ATTRIBUTE},
-            ExpressionAttributeValues=_ser({":now": _epoch(now)}),
+            ExpressionAttributeValues=serialize({":now": _epoch(now)}),
         )
 
     def cooldown(self, rule: str, instance_id: str) -> Cooldown | None:
@@ -175,7 +166,7 @@ class Locks:
             Key=self._key(self._cooldown_pk(held.rule, held.instance_id)),
             UpdateExpression="SET claimed_at = :now",
             ConditionExpression="event_id = :event AND claimed_at = :claimed AND attribute_not_exists(rollout_id)",
-            ExpressionAttributeValues=_ser(
+            ExpressionAttributeValues=serialize(
                 {":now": iso(now), ":event": held.event_id, ":claimed": iso(held.claimed_at)}
             ),
         )
@@ -187,7 +178,7 @@ class Locks:
             Key=self._key(self._cooldown_pk(rule, instance_id)),
             UpdateExpression="SET rollout_id = :rollout",
             ConditionExpression="event_id = :event",
-            ExpressionAttributeValues=_ser({":rollout": rollout_id, ":event": event_id}),
+            ExpressionAttributeValues=serialize({":rollout": rollout_id, ":event": event_id}),
         )
 
     def release_cooldown(self, rule: str, instance_id: str, event_id: str) -> None:
@@ -197,7 +188,7 @@ class Locks:
                 "delete_item",
                 Key=self._key(self._cooldown_pk(rule, instance_id)),
                 ConditionExpression="event_id = :event AND attribute_not_exists(rollout_id)",
-                ExpressionAttributeValues=_ser({":event": event_id}),
+                ExpressionAttributeValues=serialize({":event": event_id}),
             )
         except ConflictError:
             return
@@ -211,9 +202,9 @@ class Locks:
             UpdateExpression="ADD #n :one SET #exp = :exp, #type = :type",
             ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
             ExpressionAttributeNames={"#n": "started", "#exp": TTL_ATTRIBUTE, "#type": "type"},
-            ExpressionAttributeValues=_ser(
+            ExpressionAttributeValues=serialize(
                 {":one": 1, ":limit": limit, ":exp": _epoch(expires + timedelta(hours=1)), ":type": "remediation_rate"}
             ),
             ReturnValues="UPDATED_NEW",
         )
-        return int(_deserializer.deserialize(response["Attributes"]["started"]))
+        return int(deserialize(response["Attributes"])["started"])
