@@ -294,8 +294,7 @@ class Twin:
         self._stack.enter_context(fast_transactions())
         from fleetwave.adapters.aws import reset_clients
 
-        from fleetwave_local.sim_clock import VirtualClock
-        from fleetwave_local.simulator import FleetSimulator
+        from fleetwave_local.simulator import FleetSimulator, VirtualClock
 
         reset_clients()
         forget_placements()

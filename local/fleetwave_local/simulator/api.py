@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ClientError
 
-from .sim_http import SsmApiError, error_response, forward_to_moto, internal_calls, json_response
-from .sim_model import (
+from .botocore_hook import SsmApiError, error_response, forward_to_moto, internal_calls, json_response
+from .model import (
     D_DELIVERY_TIMED_OUT,
     D_EXECUTION_TIMED_OUT,
     DEFAULT_EXECUTION_TIMEOUT,
@@ -37,7 +37,7 @@ from .sim_model import (
 )
 
 if TYPE_CHECKING:
-    from .simulator import FleetSimulator
+    from .fleet import FleetSimulator
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ moto's EventBridge and SNS. Every other SSM operation (documents...) still goes 
             ssm.send_command(InstanceIds=ids, DocumentName="My-Doc", MaxConcurrency="5")
             sim.run_until_idle()           # or: clock moves, then sim.advance_to(clock.now())
 
-Import this module before boto3 creates the session your clients come from (see `sim_http`); clients created
+Import this module before boto3 creates the session your clients come from (see `botocore_hook`); clients created
 before that import do not see the simulator unless passed to `patch_client()`.
 
 Outcomes are seeded per node: the failure mode of node X is drawn from `Random(f"{seed}:{X}:outcome")`, so the same
@@ -38,11 +38,11 @@ import botocore.loaders
 import botocore.session
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
-from . import sim_http
-from .sim_clock import VirtualClock
-from .sim_events import EventEmitter
-from .sim_http import SsmApiError, internal_calls, patch_client
-from .sim_model import (
+from . import botocore_hook
+from .botocore_hook import SsmApiError, internal_calls, patch_client
+from .clock import VirtualClock
+from .events import EventEmitter
+from .model import (
     CANCELLED,
     CANCELLING,
     CONNECTION_LOST,
@@ -191,8 +191,8 @@ class FleetSimulator:
             log=self.events,
             client_factory=self.client,
         )
-        from .sim_api import SsmApi  # here: sim_api imports this module (for typing)
-        from .sim_calendars import ChangeCalendars
+        from .api import SsmApi  # here: the api module imports this one (for typing)
+        from .calendars import ChangeCalendars
 
         #: SSM Change Calendars (GetCalendarState)
         self.calendars = ChangeCalendars(self.clock)
@@ -202,15 +202,15 @@ class FleetSimulator:
 
     def install(self) -> FleetSimulator:
         """Start answering SSM calls (for every client created after this module was imported)."""
-        sim_http.activate(self)
+        botocore_hook.activate(self)
         return self
 
     def uninstall(self) -> None:
-        sim_http.deactivate(self)
+        botocore_hook.deactivate(self)
 
     @property
     def installed(self) -> bool:
-        return sim_http.active_handler() is self
+        return botocore_hook.active_handler() is self
 
     def __enter__(self) -> FleetSimulator:
         return self.install()
@@ -456,7 +456,7 @@ class FleetSimulator:
     def invocation(self, command_id: str, instance_id: str) -> Invocation:
         return self._commands[command_id].invocations[instance_id]
 
-    # --- the HTTP side (called by sim_http's dispatcher) -----------------------------------------------------------
+    # --- the HTTP side (called by botocore_hook's dispatcher) ------------------------------------------------------
 
     def handle_ssm_request(self, operation: str, event_name: str, request: AWSPreparedRequest) -> AWSResponse | None:
         with self._lock:

@@ -22,8 +22,8 @@ from typing import Any, Final, Literal
 
 from botocore.exceptions import ClientError
 
-from .sim_http import internal_calls
-from .sim_model import CANCELLING, PENDING, Command, EmittedEvent, Invocation, SimStats
+from .botocore_hook import internal_calls
+from .model import CANCELLING, PENDING, Command, EmittedEvent, Invocation, SimStats
 
 SOURCE: Final = "aws.ssm"
 INVOCATION_DETAIL_TYPE: Final = "EC2 Command Invocation Status-change Notification"

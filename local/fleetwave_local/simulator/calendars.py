@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from .sim_clock import VirtualClock
-from .sim_http import SsmApiError
+from .botocore_hook import SsmApiError
+from .clock import VirtualClock
 
 CalendarType = Literal["DEFAULT_OPEN", "DEFAULT_CLOSED"]
 
