@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ClientError
@@ -35,9 +35,8 @@ from .model import (
     Session,
     resolve_rate,
 )
-
-if TYPE_CHECKING:
-    from .fleet import FleetSimulator
+from .run_command import RunCommandService
+from .state import SsmState
 
 T = TypeVar("T")
 
@@ -91,10 +90,26 @@ class _Document:
 
 
 class SsmApi:
-    """Translates SSM JSON requests into simulator calls and simulator state into SSM JSON responses."""
+    """Translates SSM JSON requests into calls on the Run Command model, and the state into SSM JSON responses.
 
-    def __init__(self, sim: FleetSimulator) -> None:
-        self.sim = sim
+    `client_factory` gives clients whose calls bypass the simulator (documents are moto's); `visibility_delay` is how
+    long invocations stay unlisted after SendCommand; `execution_timeout_seconds` overrides every document's default.
+    """
+
+    def __init__(
+        self,
+        state: SsmState,
+        run_command: RunCommandService,
+        *,
+        client_factory: Callable[[str], Any],
+        visibility_delay: float = 0,
+        execution_timeout_seconds: int | None = None,
+    ) -> None:
+        self.state = state
+        self.run_command = run_command
+        self._client = client_factory
+        self.visibility_delay = visibility_delay
+        self.execution_timeout_seconds = execution_timeout_seconds
         self._handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "ListCommands": self._list_commands,
             "GetCommandInvocation": self._get_command_invocation,
@@ -104,7 +119,7 @@ class SsmApi:
             "DescribeSessions": self._describe_sessions,
             "TerminateSession": self._terminate_session,
             "GetConnectionStatus": self._get_connection_status,
-            "GetCalendarState": sim.calendars.get_calendar_state,
+            "GetCalendarState": state.calendars.get_calendar_state,
         }
 
     def handle(self, operation: str, event_name: str, request: AWSPreparedRequest) -> AWSResponse | None:
@@ -121,7 +136,7 @@ class SsmApi:
     # --- SendCommand -----------------------------------------------------------------------------------------------
 
     def _send_command(self, body: dict[str, Any], event_name: str, request: AWSPreparedRequest) -> AWSResponse:
-        sim = self.sim
+        state = self.state
         if body.get("Targets"):
             raise SsmApiError(
                 "InvalidParameters",
@@ -164,7 +179,7 @@ class SsmApi:
                 "NotificationEvents": list(notification.get("NotificationEvents") or []),
                 "NotificationType": notification.get("NotificationType", "Command"),
             }
-        unknown = [i for i in instance_ids if i not in sim._nodes]
+        unknown = [i for i in instance_ids if i not in state.nodes]
         if unknown:
             raise SsmApiError("InvalidInstanceId", f"Instances {unknown} not in a valid state for account.")
         parameters = {str(k): [str(v) for v in vs] for k, vs in (body.get("Parameters") or {}).items()}
@@ -184,7 +199,7 @@ class SsmApi:
             return moto_response
         command_id = json.loads(moto_response.content)["Command"]["CommandId"]
 
-        requested_at = sim.clock.now()
+        requested_at = state.clock.now()
         command = Command(
             command_id=command_id,
             document_name=document.name,
@@ -200,7 +215,7 @@ class SsmApi:
             execution_timeout_seconds=self._execution_timeout(parameters, document),
             requested_at=requested_at,
             expires_after=requested_at + timedelta(seconds=timeout_seconds),
-            visible_at=requested_at + timedelta(seconds=sim.visibility_delay),
+            visible_at=requested_at + timedelta(seconds=self.visibility_delay),
             notification_config=notification,
             service_role_arn=str(body.get("ServiceRoleArn", "")),
             output_s3_bucket_name=str(body.get("OutputS3BucketName", "")),
@@ -210,7 +225,7 @@ class SsmApi:
             plugin_action=document.plugin_action,
             platform_types=document.platform_types,
         )
-        sim._register_command(command)
+        self.run_command.register(command)
         return json_response(request.url, {"Command": self._command_shape(command)})
 
     def _execution_timeout(self, parameters: dict[str, list[str]], document: _Document) -> int:
@@ -218,8 +233,8 @@ class SsmApi:
         raw: str | int | None
         if given:
             raw = given[0]
-        elif self.sim.execution_timeout_seconds is not None:
-            raw = self.sim.execution_timeout_seconds
+        elif self.execution_timeout_seconds is not None:
+            raw = self.execution_timeout_seconds
         else:
             raw = document.parameters.get("executionTimeout") or DEFAULT_EXECUTION_TIMEOUT
         try:
@@ -228,7 +243,7 @@ class SsmApi:
             raise SsmApiError("InvalidParameters", f"executionTimeout {raw!r} is not a number of seconds") from None
 
     def _resolve_document(self, name: str, version: Any, document_hash: Any) -> _Document:
-        ssm = self.sim.client("ssm")
+        ssm = self._client("ssm")
         with internal_calls():
             try:
                 latest = ssm.describe_document(Name=name)["Document"]
@@ -263,13 +278,13 @@ class SsmApi:
     # --- commands and invocations ----------------------------------------------------------------------------------
 
     def _list_commands(self, body: dict[str, Any]) -> dict[str, Any]:
-        sim = self.sim
+        state = self.state
         command_id = body.get("CommandId")
         instance_id = body.get("InstanceId")
-        if command_id and command_id not in sim._commands:
+        if command_id and command_id not in state.commands:
             raise SsmApiError("InvalidCommandId", f"Invalid command id {command_id}.")
         predicates = _command_filters(body.get("Filters") or [], _COMMAND_STATUS_FILTERS)
-        commands = sorted(sim._commands.values(), key=lambda c: c.requested_at, reverse=True)
+        commands = sorted(state.commands.values(), key=lambda c: c.requested_at, reverse=True)
         selected = [
             c
             for c in commands
@@ -281,14 +296,14 @@ class SsmApi:
         return _with_token({"Commands": [self._command_shape(c) for c in page]}, token)
 
     def _list_command_invocations(self, body: dict[str, Any]) -> dict[str, Any]:
-        sim = self.sim
+        state = self.state
         command_id = body.get("CommandId")
         instance_id = body.get("InstanceId")
         if command_id is not None and len(str(command_id)) != 36:
             raise _validation("commandId", "Member must have length equal to 36")
         predicates = _command_filters(body.get("Filters") or [], _INVOCATION_STATUS_FILTERS)
-        now = sim.clock.now()
-        commands = sorted(sim._commands.values(), key=lambda c: c.requested_at, reverse=True)
+        now = state.clock.now()
+        commands = sorted(state.commands.values(), key=lambda c: c.requested_at, reverse=True)
         selected: list[Invocation] = []
         for command in commands:
             # eventual consistency: right after SendCommand the invocations are not listed yet
@@ -302,20 +317,20 @@ class SsmApi:
         return _with_token({"CommandInvocations": [self._invocation_shape(i, details) for i in page]}, token)
 
     def _get_command_invocation(self, body: dict[str, Any]) -> dict[str, Any]:
-        sim = self.sim
-        command = sim._commands.get(str(body.get("CommandId", "")))
+        state = self.state
+        command = state.commands.get(str(body.get("CommandId", "")))
         inv = command.invocations.get(str(body.get("InstanceId", ""))) if command else None
-        if command is None or inv is None or sim.clock.now() < command.visible_at:
+        if command is None or inv is None or state.clock.now() < command.visible_at:
             raise SsmApiError(
                 "InvocationDoesNotExist", "An invocation with the given command and instance does not exist."
             )
         plugin = body.get("PluginName")
         if plugin and plugin != command.plugin_name:
             raise SsmApiError("InvalidPluginName", f"Plugin {plugin} is not a step of {command.document_name}.")
-        stdout_url, stderr_url = _output_urls(sim.region, inv)
+        stdout_url, stderr_url = _output_urls(state.region, inv)
         elapsed = ""
         if inv.started_at is not None:
-            end = inv.ended_at or sim.clock.now()
+            end = inv.ended_at or state.clock.now()
             elapsed = f"PT{(end - inv.started_at).total_seconds():.3f}S"
         return {
             "CommandId": command.command_id,
@@ -338,12 +353,12 @@ class SsmApi:
         }
 
     def _cancel_command(self, body: dict[str, Any]) -> dict[str, Any]:
-        sim = self.sim
-        command = sim._commands.get(str(body.get("CommandId", "")))
+        state = self.state
+        command = state.commands.get(str(body.get("CommandId", "")))
         if command is None:
             raise SsmApiError("InvalidCommandId", f"Invalid command id {body.get('CommandId')}.")
         instance_ids = body.get("InstanceIds") or None
-        sim._cancel(command, [str(i) for i in instance_ids] if instance_ids else None, sim.clock.now())
+        self.run_command.cancel(command, [str(i) for i in instance_ids] if instance_ids else None, state.clock.now())
         return {}
 
     # --- nodes and sessions ----------------------------------------------------------------------------------------
@@ -354,8 +369,8 @@ class SsmApi:
             predicates.append(_node_filter(str(f.get("key", "")), [str(v) for v in f.get("valueSet") or []], False))
         for f in body.get("Filters") or []:
             predicates.append(_node_filter(str(f.get("Key", "")), [str(v) for v in f.get("Values") or []], True))
-        now = self.sim.clock.now()
-        nodes = [n for n in self.sim._nodes.values() if all(p(n) for p in predicates)]
+        now = self.state.clock.now()
+        nodes = [n for n in self.state.nodes.values() if all(p(n) for p in predicates)]
         page, token = _paginate(nodes, body, "DescribeInstanceInformation", default=50, maximum=50)
         items = []
         for node in page:
@@ -393,7 +408,7 @@ class SsmApi:
             predicates.append(_session_filter(str(f.get("key", "")), str(f.get("value", ""))))
         sessions = [
             s
-            for s in sorted(self.sim._sessions.values(), key=lambda s: s.start_date, reverse=True)
+            for s in sorted(self.state.sessions.values(), key=lambda s: s.start_date, reverse=True)
             if (s.status in _ACTIVE_SESSION_STATUSES) == (state == "Active") and all(p(s) for p in predicates)
         ]
         page, token = _paginate(sessions, body, "DescribeSessions", default=20, maximum=200)
@@ -416,17 +431,17 @@ class SsmApi:
 
     def _terminate_session(self, body: dict[str, Any]) -> dict[str, Any]:
         session_id = str(body.get("SessionId", ""))
-        session = self.sim._sessions.get(session_id)
+        session = self.state.sessions.get(session_id)
         if session is None:
             raise SsmApiError("DoesNotExistException", f"Session {session_id} does not exist.")
         if session.active:
             session.status = "Terminated"
-            session.end_date = self.sim.clock.now()
+            session.end_date = self.state.clock.now()
         return {"SessionId": session_id}
 
     def _get_connection_status(self, body: dict[str, Any]) -> dict[str, Any]:
         target = str(body.get("Target", ""))
-        node = self.sim._nodes.get(target)
+        node = self.state.nodes.get(target)
         return {"Target": target, "Status": "connected" if node is not None and node.connected else "notconnected"}
 
     # --- shapes ----------------------------------------------------------------------------------------------------
@@ -444,7 +459,7 @@ class SsmApi:
             "RequestedDateTime": command.requested_at.timestamp(),
             "Status": command.status,
             "StatusDetails": command.status_details,
-            "OutputS3Region": self.sim.region,
+            "OutputS3Region": self.state.region,
             "OutputS3BucketName": command.output_s3_bucket_name,
             "OutputS3KeyPrefix": command.output_s3_key_prefix,
             "MaxConcurrency": command.max_concurrency,
@@ -462,11 +477,11 @@ class SsmApi:
 
     def _invocation_shape(self, inv: Invocation, details: bool) -> dict[str, Any]:
         command = inv.command
-        stdout_url, stderr_url = _output_urls(self.sim.region, inv)
+        stdout_url, stderr_url = _output_urls(self.state.region, inv)
         shape: dict[str, Any] = {
             "CommandId": command.command_id,
             "InstanceId": inv.instance_id,
-            "InstanceName": self.sim._nodes[inv.instance_id].computer_name,
+            "InstanceName": self.state.nodes[inv.instance_id].computer_name,
             "Comment": command.comment,
             "DocumentName": command.document_name,
             "DocumentVersion": command.document_version,
@@ -490,7 +505,7 @@ class SsmApi:
                 "Output": (inv.stdout + inv.stderr)[:2500],
                 "StandardOutputUrl": stdout_url,
                 "StandardErrorUrl": stderr_url,
-                "OutputS3Region": self.sim.region,
+                "OutputS3Region": self.state.region,
                 "OutputS3BucketName": command.output_s3_bucket_name,
                 "OutputS3KeyPrefix": command.output_s3_key_prefix,
             }
