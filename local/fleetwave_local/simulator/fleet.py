@@ -37,7 +37,7 @@ import botocore.session
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
 from . import botocore_hook
-from .api import SsmApi
+from .api import SendCommand, SsmApi
 from .botocore_hook import internal_calls
 from .calendars import ChangeCalendars
 from .clock import VirtualClock
@@ -133,13 +133,14 @@ class FleetSimulator:
             client_factory=self.client,
         )
         self._run_command = RunCommandService(self.state, self.outcomes, self._emitter)
-        self._api = SsmApi(
+        send_command = SendCommand(
             self.state,
             self._run_command,
             client_factory=self.client,
             visibility_delay=visibility_delay,
             execution_timeout_seconds=execution_timeout_seconds,
         )
+        self._api = SsmApi(self.state, self._run_command, send_command)
 
     @property
     def calendars(self) -> ChangeCalendars:
