@@ -54,8 +54,8 @@ from fleetwave.constants import (
 from fleetwave.core.model import Rollout, Wave
 from fleetwave.settings import Settings
 
-from fleetwave_local.documents import seed_documents
-from fleetwave_local.moto_patches import fast_transactions
+from fleetwave_local.twin.documents import seed_documents
+from fleetwave_local.twin.moto_patches import fast_transactions
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
