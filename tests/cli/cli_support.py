@@ -38,7 +38,7 @@ def deployed_name(handler: str) -> str:
 def planned_outcomes(spec: Path, *, fleet: int, seed: int, **rates: float) -> dict[str, str]:
     """Instance ID -> the outcome the simulator is seeded to give it, for the fleet ``simulate`` builds."""
     from fleetwave.core.spec import load_spec_text
-    from fleetwave_local.cli_simulate import FleetOptions, build_fleet, open_twin
+    from fleetwave_local.cli.simulate import FleetOptions, build_fleet, open_twin
 
     loaded = load_spec_text(spec.read_text(encoding="utf-8"))
     with open_twin(FleetOptions(size=fleet, seed=seed, **rates)) as twin:

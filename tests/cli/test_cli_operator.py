@@ -19,7 +19,7 @@ from botocore.stub import Stubber
 from cli_support import SHELL, TwinInvoker, deployed_name, flags, no_traceback, total, write_spec
 from fleetwave.constants import OUTPUT_CANCEL_FUNCTION, OUTPUT_START_FUNCTION, OUTPUT_TABLE_NAME, TABLE_NAME
 from fleetwave.errors import NotFoundError
-from fleetwave_local.operator import (
+from fleetwave_local.cli.operator import (
     Aws,
     AwsOptions,
     AwsUnavailableError,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from cli_support import PATCHING, REPO, SHELL, no_traceback, planned_outcomes, total
-from fleetwave_local.cli_simulate import expected_send_commands
+from fleetwave_local.cli.simulate import expected_send_commands
 
 BUDGET_STATUSES = ("Failed", "ExecutionTimedOut")
 STATE_EXIT = {"SUCCEEDED": 0, "COMPLETED_WITH_ERRORS": 1, "HALTED": 2, "CANCELLED": 2, "FAILED": 2}

@@ -43,7 +43,7 @@ from fleetwave.core.model import Rollout, Wave
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.errors import FleetwaveError, NotFoundError
 
-from fleetwave_local.cli_common import RolloutView
+from fleetwave_local.cli.common import RolloutView
 
 
 class OperatorError(FleetwaveError):
@@ -364,7 +364,7 @@ class Operator:
     # ---------------------------------------------------------------- plan (SSM and EC2, no write)
     def plan(self, spec: RolloutSpec) -> dict[str, Any]:
         """The plan start_rollout would make now: EC2 tags, SSM online status, sessions; nothing dispatched."""
-        from fleetwave_local.cli_simulate import functions_runtime, plan_with_deps
+        from fleetwave_local.cli.simulate import functions_runtime, plan_with_deps
 
         functions_runtime()  # before the first fleetwave.service import
         from fleetwave.adapters.alarms import Gates

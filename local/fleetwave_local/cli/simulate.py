@@ -19,7 +19,7 @@ from fleetwave.core.planner import Plan
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.errors import SpecRejectedError
 
-from fleetwave_local.cli_common import (
+from fleetwave_local.cli.common import (
     CliError,
     ExitCode,
     RolloutView,

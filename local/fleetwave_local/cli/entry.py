@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fleetwave_local.cli_common import (
+from fleetwave_local.cli.common import (
     CliError,
     ExitCode,
     check_started,
@@ -40,10 +40,10 @@ from fleetwave_local.cli_common import (
     rollout_document,
     spec_problems,
 )
-from fleetwave_local.cli_render import STATE_STYLES, ProgressView, plan_renderables, summary_renderables
+from fleetwave_local.cli.render import STATE_STYLES, ProgressView, plan_renderables, summary_renderables
 
 if TYPE_CHECKING:  # operator imports boto3: only the operator commands load it
-    from fleetwave_local.operator import Invoker, Operator
+    from fleetwave_local.cli.operator import Invoker, Operator
 
 HELP = """Wave-based, error-budgeted SSM Run Command rollouts.
 
@@ -163,7 +163,7 @@ def _operator(
     profile: str | None,
     endpoint_url: str | None,
 ) -> Operator:
-    from fleetwave_local.operator import Aws, AwsOptions, Operator, resolve_resources
+    from fleetwave_local.cli.operator import Aws, AwsOptions, Operator, resolve_resources
 
     aws = Aws(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url))
     resources = resolve_resources(
@@ -200,7 +200,7 @@ def _check_report_path(report: Path | None) -> None:
 
 
 def _write_report(report: Path, document: dict[str, Any]) -> None:
-    from fleetwave_local.report import render_report
+    from fleetwave_local.cli.report import render_report
 
     try:
         report.write_text(render_report(document), encoding="utf-8")
@@ -244,8 +244,8 @@ def simulate(
 
     Nothing leaves this machine: moto, the fleet simulator and the real fleetwave functions run in process.
     """
-    from fleetwave_local.cli_simulate import FleetOptions, check_options
-    from fleetwave_local.cli_simulate import simulate as run_simulation
+    from fleetwave_local.cli.simulate import FleetOptions, check_options
+    from fleetwave_local.cli.simulate import simulate as run_simulation
 
     loaded = load_spec(spec)
     cancel_seconds = None
@@ -363,7 +363,7 @@ def plan(
     loaded = load_spec(spec)
     try:
         if simulate_fleet:
-            from fleetwave_local.cli_simulate import FleetOptions, plan_simulated
+            from fleetwave_local.cli.simulate import FleetOptions, plan_simulated
 
             document = plan_simulated(loaded.spec, FleetOptions(size=fleet, seed=seed, offline_rate=offline_rate))
         else:
@@ -714,7 +714,7 @@ def _root(
 # ---------------------------------------------------------------------------------------------------- entry point
 def _error_lines(error: BaseException) -> tuple[ExitCode, list[str]]:
     """The one place that maps every failure to an exit code and the lines that explain it."""
-    from fleetwave_local.operator import (
+    from fleetwave_local.cli.operator import (
         AwsConfigError,
         AwsPermissionError,
         AwsUnavailableError,
