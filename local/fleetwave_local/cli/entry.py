@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from fleetwave.constants import DEFAULT_STACK_NAME
 from fleetwave.core.model import RolloutState
 from fleetwave.core.spec import parse_duration, spec_json_schema
 from fleetwave.core.status import InvocationStatus
@@ -39,6 +38,19 @@ from fleetwave_local.cli.common import (
     load_spec,
     rollout_document,
     spec_problems,
+)
+from fleetwave_local.cli.options import (
+    Deployment,
+    JsonOpt,
+    LimitOpt,
+    QuietOpt,
+    RolloutIdArg,
+    SpecArg,
+    Watching,
+    aws_options,
+    rate_option,
+    stack_options,
+    watch_options,
 )
 from fleetwave_local.cli.render import STATE_STYLES, ProgressView, plan_renderables, summary_renderables
 
@@ -112,68 +124,21 @@ def _rejected(error: SpecRejectedError, source: str) -> CliError:
     return CliError(ExitCode.DATA_ERROR, lines[0], lines=lines)
 
 
-# ----------------------------------------------------------------------------------------------- shared options
-SpecArg = Annotated[
-    str, typer.Argument(metavar="SPEC", help="Spec file (YAML or JSON), or - for standard input.", show_default=False)
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (schema: docs/cli.md).")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")]
-Rate = Annotated[float, typer.Option(min=0.0, max=1.0)]
-StackOpt = Annotated[
-    str,
-    typer.Option(
-        "--stack-name",
-        envvar="FLEETWAVE_STACK_NAME",
-        help="CloudFormation stack whose outputs name the table and functions.",
-    ),
-]
-TableOpt = Annotated[
-    str | None, typer.Option("--table", envvar="FLEETWAVE_TABLE", help="Ledger table (instead of the stack output).")
-]
-StartFnOpt = Annotated[
-    str | None,
-    typer.Option("--start-function", envvar="FLEETWAVE_START_FUNCTION", help="start_rollout function name or ARN."),
-]
-CancelFnOpt = Annotated[
-    str | None,
-    typer.Option("--cancel-function", envvar="FLEETWAVE_CANCEL_FUNCTION", help="cancel_rollout function name or ARN."),
-]
-RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: AWS_REGION, the profile).")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: AWS_PROFILE).")]
-EndpointOpt = Annotated[
-    str | None,
-    typer.Option("--endpoint-url", help="Send every AWS call here (boto3 also honours AWS_ENDPOINT_URL)."),
-]
-IntervalOpt = Annotated[float, typer.Option("--interval", min=0.1, help="Seconds between polls.")]
-TimeoutOpt = Annotated[
-    float | None, typer.Option("--timeout", min=1.0, help="Give up (exit 75) after this many seconds.")
-]
-
-
 def _operator(
-    ctx: typer.Context,
-    *,
-    needs: Sequence[str],
-    optional: Sequence[str] = (),
-    stack_name: str,
-    table: str | None = None,
-    start_function: str | None = None,
-    cancel_function: str | None = None,
-    region: str | None,
-    profile: str | None,
-    endpoint_url: str | None,
+    ctx: typer.Context, deployment: Deployment, *, needs: Sequence[str], optional: Sequence[str] = ()
 ) -> Operator:
     from fleetwave_local.cli.operator import Aws, AwsOptions, Operator, resolve_resources
 
-    aws = Aws(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url))
+    d = deployment
+    aws = Aws(AwsOptions(region=d.region, profile=d.profile, endpoint_url=d.endpoint_url))
     resources = resolve_resources(
         aws,
         needs=needs,
         optional=optional,
-        stack_name=stack_name,
-        table=table,
-        start_function=start_function,
-        cancel_function=cancel_function,
+        stack_name=d.stack_name,
+        table=d.table,
+        start_function=d.start_function,
+        cancel_function=d.cancel_function,
     )
     return Operator(aws, resources, invoker=_context(ctx).invoker)
 
@@ -212,22 +177,14 @@ def _write_report(report: Path, document: dict[str, Any]) -> None:
 def simulate(
     spec: SpecArg,
     fleet: Annotated[int, typer.Option("--fleet", min=0, help="Nodes carrying the spec's target tags.")] = 100,
-    fail_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of nodes whose command fails.")] = 0.0,
-    timeout_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share that ends in Execution Timed Out (spends budget).")
-    ] = 0.0,
-    delivery_timeout_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share that ends in Delivery Timed Out.")
-    ] = 0.0,
-    undeliverable_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share that is Undeliverable.")] = 0.0,
-    offline_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of nodes offline at plan time (skipped).")
-    ] = 0.0,
-    drop_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Share of status events lost (the reconciler recovers).")
-    ] = 0.0,
-    duplicate_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of status events repeated.")] = 0.0,
-    slow_rate: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of nodes 5-10x slower.")] = 0.0,
+    fail_rate: Annotated[float, rate_option("Share of nodes whose command fails.")] = 0.0,
+    timeout_rate: Annotated[float, rate_option("Share that ends in Execution Timed Out (spends budget).")] = 0.0,
+    delivery_timeout_rate: Annotated[float, rate_option("Share that ends in Delivery Timed Out.")] = 0.0,
+    undeliverable_rate: Annotated[float, rate_option("Share that is Undeliverable.")] = 0.0,
+    offline_rate: Annotated[float, rate_option("Share of nodes offline at plan time (skipped).")] = 0.0,
+    drop_rate: Annotated[float, rate_option("Share of status events lost (the reconciler recovers).")] = 0.0,
+    duplicate_rate: Annotated[float, rate_option("Share of status events repeated.")] = 0.0,
+    slow_rate: Annotated[float, rate_option("Share of nodes 5-10x slower.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Same seed, same fleet, same outcome.")] = 1,
     alarm: Annotated[
         list[str] | None,
@@ -340,6 +297,7 @@ def schema() -> None:
 
 # ---------------------------------------------------------------------------------------------------------- plan
 @app.command()
+@aws_options
 def plan(
     ctx: typer.Context,
     spec: SpecArg,
@@ -348,13 +306,10 @@ def plan(
     ] = False,
     fleet: Annotated[int, typer.Option("--fleet", min=0, help="With --simulate: nodes with the spec's tags.")] = 100,
     seed: Annotated[int, typer.Option(help="With --simulate: the fleet's seed.")] = 1,
-    offline_rate: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="With --simulate: share of nodes offline (skipped).")
-    ] = 0.0,
+    offline_rate: Annotated[float, rate_option("With --simulate: share of nodes offline (skipped).")] = 0.0,
     json_output: JsonOpt = False,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    *,
+    deployment: Deployment,
 ) -> None:
     """Resolve SPEC's targets (EC2 tags, SSM online status) and print its waves and skipped nodes.
 
@@ -367,9 +322,7 @@ def plan(
 
             document = plan_simulated(loaded.spec, FleetOptions(size=fleet, seed=seed, offline_rate=offline_rate))
         else:
-            operator = _operator(
-                ctx, needs=(), stack_name=DEFAULT_STACK_NAME, region=region, profile=profile, endpoint_url=endpoint_url
-            )
+            operator = _operator(ctx, deployment, needs=())
             document = operator.plan(loaded.spec)
     except SpecRejectedError as error:
         raise _rejected(error, loaded.source) from None
@@ -381,49 +334,33 @@ def plan(
 
 # ---------------------------------------------------------------------------------------------- operator commands
 @app.command()
+@stack_options("start_function")
+@watch_options
 def start(
     ctx: typer.Context,
     spec: SpecArg,
     watch_rollout: Annotated[
         bool, typer.Option("--watch", help="Then watch it to the end (exit codes as watch).")
     ] = False,
-    interval: IntervalOpt = 15.0,
-    timeout: TimeoutOpt = None,
-    json_output: JsonOpt = False,
-    quiet: QuietOpt = False,
-    stack_name: StackOpt = DEFAULT_STACK_NAME,
-    table: TableOpt = None,
-    start_function: StartFnOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    *,
+    watching: Watching,
+    deployment: Deployment,
 ) -> None:
     """Start a rollout of SPEC on the deployed stack (invokes start_rollout synchronously)."""
     loaded = load_spec(spec)
-    operator = _operator(
-        ctx,
-        needs=("start_function", "table") if watch_rollout else ("start_function",),
-        optional=("table",),
-        stack_name=stack_name,
-        table=table,
-        start_function=start_function,
-        region=region,
-        profile=profile,
-        endpoint_url=endpoint_url,
-    )
+    needs = ("start_function", "table") if watch_rollout else ("start_function",)
+    operator = _operator(ctx, deployment, needs=needs, optional=("table",))
     result = operator.start(loaded.spec)
     check_started(result, loaded.source)
     if not watch_rollout:
-        if json_output:
+        if watching.json_output:
             _print_json(result)
         else:
             _print_started(result)
         return
-    if not quiet:
+    if not watching.quiet:
         _print_started(result, console=stderr())
-    _watch(
-        ctx, operator, result["rollout_id"], interval=interval, timeout=timeout, json_output=json_output, quiet=quiet
-    )
+    _watch(ctx, operator, result["rollout_id"], watching)
 
 
 def _print_started(result: dict[str, Any], console: Console | None = None) -> None:
@@ -441,23 +378,18 @@ def _print_started(result: dict[str, Any], console: Console | None = None) -> No
         console.print(f"deferred to the end (active session): {', '.join(result['deferred'])}")
 
 
-def _watch(
-    ctx: typer.Context,
-    operator: Operator,
-    rollout_id: str,
-    *,
-    interval: float,
-    timeout: float | None,
-    json_output: bool,
-    quiet: bool,
-) -> NoReturn:
+def _watch(ctx: typer.Context, operator: Operator, rollout_id: str, watching: Watching) -> NoReturn:
     console = stderr()
-    with ProgressView(console, enabled=not quiet) as view:
+    with ProgressView(console, enabled=not watching.quiet) as view:
         operator.watch(
-            rollout_id, interval=interval, timeout=timeout, on_progress=view.update, sleep=_context(ctx).sleep
+            rollout_id,
+            interval=watching.interval,
+            timeout=watching.timeout,
+            on_progress=view.update,
+            sleep=_context(ctx).sleep,
         )
     document = rollout_document(operator.view(rollout_id))
-    if json_output:
+    if watching.json_output:
         _print_json(document)
     else:
         _show(stdout(), summary_renderables(document))
@@ -465,27 +397,17 @@ def _watch(
 
 
 @app.command()
+@stack_options()
 def status(
     ctx: typer.Context,
     rollout_id: Annotated[str, typer.Argument(help="Rollout ID (from start or list).", show_default=False)],
     json_output: JsonOpt = False,
     failed_limit: Annotated[int, typer.Option("--failed", min=0, help="List at most this many failed nodes.")] = 50,
-    stack_name: StackOpt = DEFAULT_STACK_NAME,
-    table: TableOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    *,
+    deployment: Deployment,
 ) -> None:
     """Show a rollout: state, counts by status, waves, budget, failed nodes."""
-    operator = _operator(
-        ctx,
-        needs=("table",),
-        stack_name=stack_name,
-        table=table,
-        region=region,
-        profile=profile,
-        endpoint_url=endpoint_url,
-    )
+    operator = _operator(ctx, deployment, needs=("table",))
     document = rollout_document(operator.view(rollout_id), failed_limit=failed_limit)
     if json_output:
         _print_json(document)
@@ -494,57 +416,32 @@ def status(
 
 
 @app.command()
+@stack_options()
+@watch_options
 def watch(
     ctx: typer.Context,
-    rollout_id: Annotated[str, typer.Argument(help="Rollout ID.", show_default=False)],
-    interval: IntervalOpt = 15.0,
-    timeout: TimeoutOpt = None,
-    json_output: JsonOpt = False,
-    quiet: QuietOpt = False,
-    stack_name: StackOpt = DEFAULT_STACK_NAME,
-    table: TableOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    rollout_id: RolloutIdArg,
+    *,
+    watching: Watching,
+    deployment: Deployment,
 ) -> None:
     """Follow a rollout until it ends; exit 0 SUCCEEDED, 1 COMPLETED_WITH_ERRORS, 2 HALTED/CANCELLED/FAILED."""
-    operator = _operator(
-        ctx,
-        needs=("table",),
-        stack_name=stack_name,
-        table=table,
-        region=region,
-        profile=profile,
-        endpoint_url=endpoint_url,
-    )
-    _watch(ctx, operator, rollout_id, interval=interval, timeout=timeout, json_output=json_output, quiet=quiet)
+    operator = _operator(ctx, deployment, needs=("table",))
+    _watch(ctx, operator, rollout_id, watching)
 
 
 @app.command()
+@stack_options("cancel_function")
 def cancel(
     ctx: typer.Context,
-    rollout_id: Annotated[str, typer.Argument(help="Rollout ID.", show_default=False)],
+    rollout_id: RolloutIdArg,
     reason: Annotated[str, typer.Option(help="Recorded on the rollout.")] = "cancelled by operator",
     json_output: JsonOpt = False,
-    stack_name: StackOpt = DEFAULT_STACK_NAME,
-    table: TableOpt = None,
-    cancel_function: CancelFnOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    *,
+    deployment: Deployment,
 ) -> None:
     """Cancel a rollout (invokes cancel_rollout): no new wave or chunk; in-flight commands are cancelled."""
-    operator = _operator(
-        ctx,
-        needs=("cancel_function",),
-        optional=("table",),
-        stack_name=stack_name,
-        table=table,
-        cancel_function=cancel_function,
-        region=region,
-        profile=profile,
-        endpoint_url=endpoint_url,
-    )
+    operator = _operator(ctx, deployment, needs=("cancel_function",), optional=("table",))
     result = operator.cancel(rollout_id, reason)
     if json_output:
         _print_json(result)
@@ -560,30 +457,20 @@ def cancel(
 
 
 @app.command("list")
+@stack_options()
 def list_rollouts(
     ctx: typer.Context,
     state: Annotated[
         RolloutState | None, typer.Option("--state", case_sensitive=False, help="Only rollouts in this state.")
     ] = None,
     spec_name: Annotated[str | None, typer.Option("--spec", help="Only rollouts of this spec name.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 50,
+    limit: LimitOpt = 50,
     json_output: JsonOpt = False,
-    stack_name: StackOpt = DEFAULT_STACK_NAME,
-    table: TableOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    *,
+    deployment: Deployment,
 ) -> None:
     """List rollouts, newest first."""
-    operator = _operator(
-        ctx,
-        needs=("table",),
-        stack_name=stack_name,
-        table=table,
-        region=region,
-        profile=profile,
-        endpoint_url=endpoint_url,
-    )
+    operator = _operator(ctx, deployment, needs=("table",))
     rollouts = operator.list_rollouts(state=state.value if state else None, spec=spec_name, limit=limit)
     rows: list[dict[str, Any]] = [
         {
@@ -626,31 +513,21 @@ def list_rollouts(
 
 
 @app.command()
+@stack_options()
 def history(
     ctx: typer.Context,
     instance_id: Annotated[str, typer.Argument(help="Managed node ID (i-... or mi-...).", show_default=False)],
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 100,
+    limit: LimitOpt = 100,
     json_output: JsonOpt = False,
-    stack_name: StackOpt = DEFAULT_STACK_NAME,
-    table: TableOpt = None,
-    region: RegionOpt = None,
-    profile: ProfileOpt = None,
-    endpoint_url: EndpointOpt = None,
+    *,
+    deployment: Deployment,
 ) -> None:
     """Every rollout that touched a node, newest first, with its invocation status."""
     import re
 
     if not re.fullmatch(r"(i-(\w{8}|\w{17})|mi-\w{17})", instance_id):
         raise CliError(ExitCode.USAGE, f"{instance_id!r} is not a managed node ID (i-... or mi-...)")
-    operator = _operator(
-        ctx,
-        needs=("table",),
-        stack_name=stack_name,
-        table=table,
-        region=region,
-        profile=profile,
-        endpoint_url=endpoint_url,
-    )
+    operator = _operator(ctx, deployment, needs=("table",))
     rows: list[dict[str, Any]] = [
         {
             "rollout_id": str(item.get("rollout_id", "")),
