@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from fleetwave.core.model import Rollout, RolloutState, SkippedTarget, Wave, WaveState, empty_counts
 from fleetwave.core.status import InvocationStatus
 from fleetwave.core.summary import FailedInvocation
-from fleetwave_local.cli.common import RolloutView, rollout_document
+from fleetwave_local.cli.document import RolloutView, rollout_document
 from fleetwave_local.cli.report import render_report
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -29,16 +29,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from fleetwave_local.cli.common import (
-    CliError,
-    ExitCode,
-    check_started,
-    format_duration,
-    iso,
-    load_spec,
-    rollout_document,
-    spec_problems,
-)
+from fleetwave_local.cli.document import format_duration, iso, rollout_document
+from fleetwave_local.cli.errors import CliError, ExitCode, exit_with
 from fleetwave_local.cli.options import (
     Deployment,
     JsonOpt,
@@ -53,6 +45,7 @@ from fleetwave_local.cli.options import (
     watch_options,
 )
 from fleetwave_local.cli.render import STATE_STYLES, ProgressView, plan_renderables, summary_renderables
+from fleetwave_local.cli.specs import check_started, load_spec, rejected
 
 if TYPE_CHECKING:  # operator imports boto3: only the operator commands load it
     from fleetwave_local.cli.operator import Invoker, Operator
@@ -113,15 +106,6 @@ def _print_json(document: Any) -> None:
 
 def _note(message: str) -> None:
     stderr().print(Text(message, style="dim"), soft_wrap=True)
-
-
-def _exit(code: ExitCode | int) -> NoReturn:
-    raise typer.Exit(int(code))
-
-
-def _rejected(error: SpecRejectedError, source: str) -> CliError:
-    lines = spec_problems(error.problems, source)
-    return CliError(ExitCode.DATA_ERROR, lines[0], lines=lines)
 
 
 def _operator(
@@ -250,7 +234,7 @@ def simulate(
                 source=loaded.source,
             )
         except SpecRejectedError as error:
-            raise _rejected(error, loaded.source) from None
+            raise rejected(error, loaded.source) from None
     document = simulation.document
     if json_output:
         _print_json(document)
@@ -262,7 +246,7 @@ def simulate(
         _write_report(report, document)
         if not quiet:
             _note(f"report written to {report}")
-    _exit(document["exit_code"])
+    exit_with(document["exit_code"])
 
 
 # ------------------------------------------------------------------------------------------- validate, schema
@@ -276,7 +260,7 @@ def validate(spec: SpecArg) -> None:
             raise
         for line in error.lines or [error.message]:
             sys.stdout.write(line + "\n")
-        _exit(ExitCode.DATA_ERROR)
+        exit_with(ExitCode.DATA_ERROR)
     s = loaded.spec
     targets = []
     if s.targets.tags:
@@ -325,7 +309,7 @@ def plan(
             operator = _operator(ctx, deployment, needs=())
             document = operator.plan(loaded.spec)
     except SpecRejectedError as error:
-        raise _rejected(error, loaded.source) from None
+        raise rejected(error, loaded.source) from None
     if json_output:
         _print_json(document)
     else:
@@ -393,7 +377,7 @@ def _watch(ctx: typer.Context, operator: Operator, rollout_id: str, watching: Wa
         _print_json(document)
     else:
         _show(stdout(), summary_renderables(document))
-    _exit(document["exit_code"])
+    exit_with(document["exit_code"])
 
 
 @app.command()

@@ -43,7 +43,7 @@ from fleetwave.core.model import Rollout, Wave
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.errors import FleetwaveError, NotFoundError
 
-from fleetwave_local.cli.common import RolloutView
+from fleetwave_local.cli.document import RolloutView
 
 
 class OperatorError(FleetwaveError):
@@ -364,7 +364,8 @@ class Operator:
     # ---------------------------------------------------------------- plan (SSM and EC2, no write)
     def plan(self, spec: RolloutSpec) -> dict[str, Any]:
         """The plan start_rollout would make now: EC2 tags, SSM online status, sessions; nothing dispatched."""
-        from fleetwave_local.cli.simulate import functions_runtime, plan_with_deps
+        from fleetwave_local.cli.planning import plan_with_deps
+        from fleetwave_local.cli.runtime import functions_runtime
 
         functions_runtime()  # before the first fleetwave.service import
         from fleetwave.adapters.alarms import Gates

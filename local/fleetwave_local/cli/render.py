@@ -19,7 +19,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from fleetwave_local.cli.common import all_counts, format_counts, format_duration
+from fleetwave_local.cli.document import all_counts, format_counts, format_duration
 
 STATUS_STYLES: Mapping[str, str] = {
     InvocationStatus.PENDING.value: "blue",

@@ -1,4 +1,4 @@
-"""A self-contained HTML report of one rollout, drawn from its result document (see ``common``).
+"""A self-contained HTML report of one rollout, drawn from its result document (see ``document``).
 
 One file, inline CSS and inline SVG, no script, no font or image fetched: it opens in a browser with no network.
 Every piece of text from the document goes through ``html.escape``.
@@ -13,7 +13,7 @@ from typing import Any
 
 from fleetwave.core.status import InvocationStatus
 
-from fleetwave_local.cli.common import format_duration
+from fleetwave_local.cli.document import format_duration
 
 STATUS_COLORS: Mapping[str, str] = {
     InvocationStatus.SUCCESS.value: "#2e9e44",

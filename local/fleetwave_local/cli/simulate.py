@@ -7,28 +7,20 @@ tag key), plus the spec's explicit instance IDs registered as managed nodes. Ala
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fleetwave.constants import MAX_IDS_PER_COMMAND
-from fleetwave.core.planner import Plan
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.errors import SpecRejectedError
 
-from fleetwave_local.cli.common import (
-    CliError,
-    ExitCode,
-    RolloutView,
-    StderrProxy,
-    api_calls_document,
-    check_started,
-    iso,
-    rollout_document,
-)
+from fleetwave_local.cli.document import RolloutView, api_calls_document, iso, rollout_document
+from fleetwave_local.cli.errors import CliError, ExitCode
+from fleetwave_local.cli.planning import plan_with_deps
+from fleetwave_local.cli.runtime import functions_runtime
+from fleetwave_local.cli.specs import check_started
 
 if TYPE_CHECKING:
     from fleetwave_local.twin import Snapshot, Twin
@@ -103,23 +95,6 @@ def open_twin(options: FleetOptions) -> Twin:
             duplicate_rate=options.duplicate_rate,
         )
     )
-
-
-def functions_runtime() -> None:
-    """Prepare this process to run fleetwave's function code (handlers, services), as Lambda's environment would.
-
-    Call before importing ``fleetwave.service.*``: their Powertools child loggers take the service name from
-    POWERTOOLS_SERVICE_NAME when imported, and a child of no "fleetwave" parent fails on its first append_keys.
-    The functions log to stdout; in the CLI stdout belongs to the result (``--json``), so their logs go to stderr.
-    """
-    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "fleetwave")
-    # The functions' INFO logs are for CloudWatch; on a terminal only their errors are worth a line.
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "ERROR")
-    from fleetwave.observability import logger
-
-    for handler in logging.getLogger(logger.name).handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(StderrProxy())  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -236,47 +211,6 @@ def simulate(
 def expected_send_commands(wave_sizes: list[int]) -> int:
     """SendCommand calls for waves of these sizes when every wave runs: 50 instance IDs per command at most."""
     return sum(-(-size // MAX_IDS_PER_COMMAND) for size in wave_sizes)
-
-
-# ---------------------------------------------------------------------------------------------------------- plan
-def plan_document(spec: RolloutSpec, plan: Plan, *, document: Mapping[str, str] | None) -> dict[str, Any]:
-    return {
-        "schema": "fleetwave.plan/v1",
-        "spec": spec.name,
-        "document": dict(document) if document else None,
-        "target_count": plan.target_count,
-        "budget_allowed": plan.budget_allowed,
-        "waves": [
-            {
-                "index": wave.index,
-                "mark": wave.mark,
-                "size": wave.size,
-                "max_concurrency": wave.max_concurrency,
-                "chunks": -(-wave.size // MAX_IDS_PER_COMMAND),
-                "instance_ids": list(wave.instance_ids),
-            }
-            for wave in plan.waves
-        ],
-        "skipped": [{"instance_id": s.instance_id, "reason": s.reason} for s in plan.skipped],
-        "deferred": list(plan.deferred),
-        "dropped_marks": list(plan.dropped_marks),
-    }
-
-
-def plan_with_deps(deps: Any, spec: RolloutSpec) -> dict[str, Any]:
-    """Check the document and plan the targets with these adapters (nothing is written, nothing dispatched).
-
-    Raises SpecRejectedError with the same problems start_rollout would give.
-    """
-    functions_runtime()
-    from fleetwave.service.start import check_document, plan_for
-
-    info = deps.ssm.describe_document(spec.document.name, spec.document.version)
-    problems = check_document(spec, info, deps.settings.ALLOWED_DOCUMENTS)
-    if problems:
-        raise SpecRejectedError(problems)
-    plan = plan_for(deps, spec)
-    return plan_document(spec, plan, document={"name": info.name, "version": info.version, "hash": info.hash})
 
 
 def plan_simulated(spec: RolloutSpec, options: FleetOptions) -> dict[str, Any]:
