@@ -59,6 +59,12 @@ ALARM_EVENT_PATTERN: Final = {
     "detail": {"state": {"value": ["ALARM"]}},
 }
 
+
+def alarm_event_pattern(account: str, region: str) -> dict[str, object]:
+    """The remediation rule's pattern: alarm state changes of this account and region only."""
+    return {**ALARM_EVENT_PATTERN, "account": [account], "region": [region]}
+
+
 # --- fleetwave's own events --------------------------------------------------------------------
 FLEETWAVE_EVENT_SOURCE: Final = "fleetwave"
 COMMENT_PREFIX: Final = "fleetwave"
@@ -97,6 +103,10 @@ STATUS_DLQ_NAME: Final = "fleetwave-status-dlq"
 EVENT_BUS_NAME: Final = "fleetwave"
 SCHEDULER_GROUP_NAME: Final = "fleetwave"
 STATUS_RULE_NAME: Final = "fleetwave-ssm-status"
+# Remediation: the alarm rule delivers to this queue (buffering a storm); remediate reads it in batches.
+ALARM_QUEUE_NAME: Final = "fleetwave-alarms"
+ALARM_DLQ_NAME: Final = "fleetwave-alarms-dlq"
+ALARM_RULE_NAME: Final = "fleetwave-alarm-remediation"
 
 # Lambda functions: logical name -> handler path inside the functions/ asset.
 HANDLERS: Final = {
@@ -104,7 +114,8 @@ HANDLERS: Final = {
     "track_status": "fleetwave.handlers.track_status.handler",
     "advance_wave": "fleetwave.handlers.advance_wave.handler",
     "reconcile": "fleetwave.handlers.reconcile.handler",
-    "cancel_rollout": "fleetwave.handlers.cancel_rollout.handler",
+    # The operators' entry point (a function URL with AWS_IAM auth): start, cancel, with the caller's identity.
+    "operator": "fleetwave.handlers.operator.handler",
     "notify": "fleetwave.handlers.notify.handler",
     "remediate": "fleetwave.handlers.remediate.handler",
 }
@@ -129,6 +140,27 @@ OUTPUT_START_FUNCTION: Final = "StartRolloutFunctionName"
 OUTPUT_CANCEL_FUNCTION: Final = "CancelRolloutFunctionName"
 OUTPUT_SUMMARY_TOPIC: Final = "SummaryTopicArn"
 OUTPUT_EVENT_BUS: Final = "EventBusName"
+OUTPUT_OPERATOR_URL: Final = "OperatorUrl"
+OUTPUT_OPERATOR_POLICY: Final = "OperatorPolicyArn"
+
+# --- Who started what: ``trigger`` is set by fleetwave from the path a request came by, never by the caller ------
+TRIGGER_OPERATOR: Final = "operator"  # the operator entry point (the CLI signs its requests)
+TRIGGER_SCHEDULE: Final = "schedule"  # EventBridge Scheduler (a spec the stack schedules)
+TRIGGER_REMEDIATION: Final = "remediation"  # a verified alarm
+# What started_by holds for starts no person made.
+SCHEDULER_PRINCIPAL: Final = "scheduler.amazonaws.com"
+REMEDIATION_PRINCIPAL_PREFIX: Final = "alarm:"
+# Remediation rollouts have IDs of their own form, so IAM can confine the remediate role's ledger writes to them.
+REMEDIATION_ROLLOUT_PREFIX: Final = "rem-"
+# Verification timers (one-time schedules) of remediations are named with this prefix.
+VERIFY_TIMER_PREFIX: Final = "fw-verify-"
+
+# --- Safe defaults -----------------------------------------------------------------------------------------------
+# SendCommand is allowed only to nodes carrying this tag unless the deployment opts out explicitly.
+DEFAULT_MANAGED_TAG_KEY: Final = "fleetwave:managed"
+DEFAULT_MANAGED_TAG_VALUE: Final = "true"
+# Hosts a Slack incoming-webhook URL may point at, unless configured otherwise.
+DEFAULT_SLACK_WEBHOOK_HOSTS: Final = ("hooks.slack.com",)
 
 # --- Start guards, notices and remediation (ledger items other than rollouts) ------------------
 # One item per spec: the rollout that holds it (never released: free once that rollout ended; see core.windows).
@@ -142,12 +174,13 @@ NOTICE_KIND_START_SKIPPED: Final = "start_skipped"
 # Remediation decisions: pk REMEDIATION#<rule>, sk <iso time>#<instance id>.
 REMEDIATION_PK_PREFIX: Final = "REMEDIATION#"
 ITEM_TYPE_REMEDIATION: Final = "remediation"
-# Cooldown locks (REMLOCK#<rule>#<instance>) and storm counters (REMRATE#<rule>, sk = hour bucket), both with TTL.
+# Cooldown locks (REMLOCK#<rule>#<instance>) and storm windows (REMRATE#<rule>, sk WINDOW), both with TTL.
 REMEDIATION_LOCK_PK_PREFIX: Final = "REMLOCK#"
 REMEDIATION_RATE_PK_PREFIX: Final = "REMRATE#"
 NOTICE_TTL_DAYS: Final = 90
 # Managed node IDs as remediation accepts them from an alarm's dimension or tag (EC2 and hybrid nodes).
-MANAGED_NODE_ID_PATTERN: Final = r"^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$"
+# \Z, not $: "$" also matches before a trailing newline.
+MANAGED_NODE_ID_PATTERN: Final = r"^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})\Z"
 # The remediate function's timeout (the stack sets it): a cooldown claim older than this has no live claimer.
 REMEDIATE_TIMEOUT_SECONDS: Final = 60
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fleetwave.constants import DEFAULT_SLACK_WEBHOOK_HOSTS
 
 
 class SettingsError(RuntimeError):
@@ -33,12 +36,35 @@ class Settings(BaseModel):
     AWS_REGION: str = ""
     # JSON: remediation rules (see fleetwave.core.remediation).
     REMEDIATION_RULES: str = "[]"
+    # JSON {"key": "value"}: the tag every node must carry for fleetwave to send it a command (IAM enforces it on
+    # SendCommand; remediation checks it before acting). {}: no tag condition (an explicit opt-out at deploy time).
+    MANAGED_NODE_TAG: dict[str, str] = {}
+    # Remediation: the queue alarm events arrive on (its verification timers are sent there too), and the role
+    # Scheduler assumes to send them.
+    ALARM_QUEUE_ARN: str = ""
+    VERIFY_SCHEDULER_ROLE_ARN: str = ""
+    # Where Scheduler puts a one-time timer it could not deliver.
+    TIMER_DLQ_ARN: str = ""
+    # JSON {spec name: sha256 of the spec}: the only specs start_rollout (Scheduler's target) may start.
+    SCHEDULED_SPECS: dict[str, str] = {}
+    # Hosts a Slack webhook URL may point at (comma-separated).
+    SLACK_WEBHOOK_HOSTS: tuple[str, ...] = DEFAULT_SLACK_WEBHOOK_HOSTS
 
-    @field_validator("ALLOWED_DOCUMENTS", mode="before")
+    @field_validator("ALLOWED_DOCUMENTS", "SLACK_WEBHOOK_HOSTS", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("MANAGED_NODE_TAG", "SCHEDULED_SPECS", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value or "{}")
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not JSON ({error.msg})") from None
         return value
 
 

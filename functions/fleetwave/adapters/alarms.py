@@ -8,6 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from fleetwave.adapters.aws import error_code
+from fleetwave.core.remediation import AlarmDescription
 
 # GetCalendarState's answer for a calendar that is not there (or not a change calendar).
 _NO_CALENDAR = frozenset({"InvalidDocument", "InvalidDocumentType"})
@@ -35,6 +36,38 @@ class Gates:
                     break
                 kwargs["NextToken"] = token
         return states
+
+    def describe_alarm(self, name: str) -> AlarmDescription | None:
+        """The alarm as CloudWatch holds it in this account and region now (DescribeAlarms); None if there is none.
+
+        A metric alarm's dimensions come from its own definition (Dimensions, or each metric of a metric math
+        alarm); a composite alarm has none."""
+        response = self.cloudwatch.describe_alarms(AlarmNames=[name], AlarmTypes=["MetricAlarm", "CompositeAlarm"])
+        for alarm in response.get("MetricAlarms", []):
+            if alarm.get("AlarmName") != name:
+                continue
+            dimensions: dict[str, list[str]] = {}
+            sources = [alarm.get("Dimensions", [])] + [
+                m.get("MetricStat", {}).get("Metric", {}).get("Dimensions", []) for m in alarm.get("Metrics", [])
+            ]
+            for source in sources:
+                for dimension in source:
+                    values = dimensions.setdefault(str(dimension["Name"]), [])
+                    if str(dimension["Value"]) not in values:
+                        values.append(str(dimension["Value"]))
+            return AlarmDescription(
+                name=name,
+                arn=str(alarm.get("AlarmArn", "")),
+                kind="metric",
+                state=str(alarm.get("StateValue", "")),
+                dimensions={key: tuple(values) for key, values in dimensions.items()},
+            )
+        for alarm in response.get("CompositeAlarms", []):
+            if alarm.get("AlarmName") == name:
+                return AlarmDescription(
+                    name=name, arn=str(alarm.get("AlarmArn", "")), kind="composite", state=str(alarm.get("StateValue"))
+                )
+        return None
 
     def closed_calendars(self, names: Sequence[str]) -> list[str]:
         """Change calendars (names or ARNs) that are CLOSED now (GetCalendarState)."""

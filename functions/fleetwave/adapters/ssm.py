@@ -121,6 +121,27 @@ class SsmGateway:
                 ids.extend(instance["InstanceId"] for instance in reservation.get("Instances", []))
         return ids
 
+    def node_tags(self, instance_id: str) -> dict[str, str]:
+        """A managed node's own tags: EC2 DescribeTags for an instance, ListTagsForResource for a hybrid (mi-) node.
+        A node that does not exist has none."""
+        tags: dict[str, str] = {}
+        if instance_id.startswith("mi-"):
+            try:
+                response = self.ssm.list_tags_for_resource(ResourceType="ManagedInstance", ResourceId=instance_id)
+            except ClientError as error:
+                if error_code(error) in {"InvalidResourceId", "InvalidResourceType"}:
+                    return tags
+                raise
+            return {str(tag["Key"]): str(tag["Value"]) for tag in response.get("TagList", [])}
+        filters = [
+            {"Name": "resource-id", "Values": [instance_id]},
+            {"Name": "resource-type", "Values": ["instance"]},
+        ]
+        for page in self.ec2.get_paginator("describe_tags").paginate(Filters=filters):
+            for tag in page.get("Tags", []):
+                tags[str(tag["Key"])] = str(tag.get("Value", ""))
+        return tags
+
     def describe_nodes(self, instance_ids: Sequence[str]) -> dict[str, NodeInfo]:
         """SSM's view of each candidate; IDs SSM does not know are reported as unmanaged."""
         found: dict[str, NodeInfo] = {}

@@ -69,7 +69,11 @@ class Rollout:
     ended_at: datetime | None = None
     reason: str = ""
     bake_until: datetime | None = None
-    trigger: str = "cli"
+    # Set by fleetwave from the path the start came by (operator, schedule, remediation), never by the caller.
+    trigger: str = "operator"
+    # Who: the IAM principal ARN AWS authenticated (operator), the scheduler, or the alarm (remediation).
+    started_by: str = ""
+    cancelled_by: str = ""
 
     @property
     def budget_used(self) -> int:

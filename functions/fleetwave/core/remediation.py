@@ -2,8 +2,10 @@
 the remediate function reads REMEDIATION_RULES with it) and every rule of "which runbook, on which node".
 
 Safety: what runs (document, version, parameters) comes from the rule, never from the alarm event. The event only
-names an alarm (which selects a rule) and, through the alarm's metric dimension, a node; the node ID must look like a
-managed node ID. No alarm text (name, description, reason) ever goes into a command, not even its Comment.
+names an alarm; fleetwave then re-reads that alarm in its own account and region (DescribeAlarms) and trusts only what
+the alarm itself says: its state now, and the node in its own metric dimension or tag (``AlarmDescription``). An event
+that contradicts the alarm it names is refused. The node ID must look like a managed node ID, and may have to carry
+the rule's ``target_tag``. No alarm text (name, description, reason) ever goes into a command, not even its Comment.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final, Literal
 
@@ -24,11 +26,13 @@ from fleetwave.core.spec import RolloutSpec, format_validation_error, normalize_
 # `remediate-<rule>` is the spec name of a remediation rollout, and spec names have at most 64 characters.
 SPEC_NAME_PREFIX: Final = "remediate-"
 RULE_NAME_MAX: Final = 64 - len(SPEC_NAME_PREFIX)
-_RULE_NAME = re.compile(rf"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{{0,{RULE_NAME_MAX - 1}}}$")
-_TARGET = re.compile(r"^(dimension:[A-Za-z0-9_.:/\-]{1,255}|tag:[\w.:/=+\-@ ]{1,128})$")
-_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,128}$")
-_DOCUMENT_VERSION = re.compile(r"^([$]LATEST|[$]DEFAULT|[1-9][0-9]*)$")
+_RULE_NAME = re.compile(rf"^[a-zA-Z0-9][a-zA-Z0-9_.\-]{{0,{RULE_NAME_MAX - 1}}}\Z")
+_TARGET = re.compile(r"^(dimension:[A-Za-z0-9_.:/\-]{1,255}|tag:[\w.:/=+\-@ ]{1,128})\Z")
+_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,128}\Z")
+_DOCUMENT_VERSION = re.compile(r"^([$]LATEST|[$]DEFAULT|[1-9][0-9]*)\Z")
 _MANAGED_NODE_ID = re.compile(MANAGED_NODE_ID_PATTERN)
+_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}\Z")
+_TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}\Z")
 # Remediation runbooks are short: a command that runs longer than this is timed out by SSM.
 REMEDIATION_TIMEOUT_SECONDS: Final = 600
 
@@ -67,6 +71,8 @@ class RemediationRule(BaseModel):
     # After a successful run, the alarm must be back to OK within this many minutes, or the remediation is reported
     # as failed. None: no verification.
     verify_minutes: int | None = None
+    # The node must carry every one of these tags (checked in code before acting, and in IAM on SendCommand).
+    target_tag: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name", mode="before")
     @classmethod
@@ -100,6 +106,22 @@ class RemediationRule(BaseModel):
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
             raise ValueError(f"{value!r} is not a mapping of tag key to tag value")
+        return dict(value)
+
+    @field_validator("target_tag", mode="before")
+    @classmethod
+    def _target_tag(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str)
+            and _TAG_KEY.match(k)
+            and not k.lower().startswith("aws:")
+            and isinstance(v, str)
+            and _TAG_VALUE.match(v)
+            for k, v in value.items()
+        ):
+            raise ValueError(f"{value!r} is not a mapping of node tag key to tag value")
         return dict(value)
 
     @field_validator("document", mode="before")
@@ -305,25 +327,40 @@ class AlarmStateChange(_Loose):
     def alarm_name(self) -> str:
         return self.detail.alarm_name
 
-    @property
-    def alarm_arn(self) -> str:
-        """The alarm's ARN: the event's resource for this alarm, or built from the envelope."""
-        suffix = f":alarm:{self.alarm_name}"
-        for resource in self.resources:
-            if resource.startswith("arn:") and resource.endswith(suffix):
-                return resource
-        return f"arn:aws:cloudwatch:{self.region}:{self.account}{suffix}"
-
     def dimension_values(self, name: str) -> list[str]:
-        """Distinct values of dimension ``name`` across the alarm's metrics (none for a composite alarm)."""
-        values: list[str] = []
+        """Distinct values of dimension ``name`` across the metrics the event carries (what it *claims*)."""
+        return sorted({value for key, value in self.dimension_pairs() if key == name})
+
+    def dimension_pairs(self) -> set[tuple[str, str]]:
+        """Every (dimension name, value) the event's metrics carry."""
+        pairs: set[tuple[str, str]] = set()
         for metric in self.detail.configuration.metrics:
-            if metric.metric_stat is None:
-                continue
-            value = metric.metric_stat.metric.dimensions.get(name)
-            if value is not None and value not in values:
-                values.append(value)
-        return values
+            if metric.metric_stat is not None:
+                pairs.update(metric.metric_stat.metric.dimensions.items())
+        return pairs
+
+
+# ---------------------------------------------------------------------------------------- the alarm as it is
+AlarmKind = Literal["metric", "composite"]
+
+
+@dataclass(frozen=True)
+class AlarmDescription:
+    """What DescribeAlarms says about an alarm of this account and region now: the only source of the node."""
+
+    name: str
+    arn: str
+    kind: AlarmKind
+    state: str
+    # Dimension name -> its distinct values across the alarm's metric (or metric math) definition.
+    dimensions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def dimension_pairs(self) -> set[tuple[str, str]]:
+        return {(name, value) for name, values in self.dimensions.items() for value in values}
+
+
+def alarm_arn(partition: str, region: str, account: str, alarm_name: str) -> str:
+    return f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{alarm_name}"
 
 
 # ---------------------------------------------------------------------------------------- decisions
@@ -331,6 +368,26 @@ class Outcome(StrEnum):
     STARTED = "started"
     SKIPPED = "skipped"
     VERIFICATION_FAILED = "verification_failed"
+
+
+class RefusalCode(StrEnum):
+    """Why remediation refused to act on an event (the ``Reason`` dimension of the RemediationRefused metric)."""
+
+    FOREIGN_ACCOUNT = "foreign_account"
+    FOREIGN_REGION = "foreign_region"
+    FOREIGN_ALARM_ARN = "foreign_alarm_arn"
+    ALARM_NOT_FOUND = "alarm_not_found"
+    ALARM_NOT_IN_ALARM = "alarm_not_in_alarm"
+    EVENT_CONTRADICTS_ALARM = "event_contradicts_alarm"
+    NO_NODE = "no_node"
+    NOT_A_NODE_ID = "not_a_node_id"
+    NODE_TAG_MISMATCH = "node_tag_mismatch"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: RefusalCode
+    reason: str
 
 
 def is_managed_node_id(value: str) -> bool:
@@ -355,23 +412,54 @@ def match_rule(
     return next((rule for rule in rules if rule.matches_tags(alarm_tags)), None)
 
 
+def check_origin(event: AlarmStateChange, *, partition: str, account: str, region: str) -> Refusal | None:
+    """An event may only concern an alarm of this account and region (the rule's pattern says so too; the queue
+    could still be written to by anyone IAM lets). Its resources, when given, must be exactly that alarm's ARN."""
+    if event.account != account:
+        return Refusal(RefusalCode.FOREIGN_ACCOUNT, f"the event comes from account {event.account or '(none)'}")
+    if event.region != region:
+        return Refusal(RefusalCode.FOREIGN_REGION, f"the event comes from region {event.region or '(none)'}")
+    own = alarm_arn(partition, region, account, event.alarm_name)
+    foreign = [resource for resource in event.resources if resource != own]
+    if foreign:
+        return Refusal(RefusalCode.FOREIGN_ALARM_ARN, "the event names an alarm ARN of another account or region")
+    return None
+
+
+def check_alarm(event: AlarmStateChange, alarm: AlarmDescription | None) -> Refusal | None:
+    """The alarm the event names must exist here, be in ALARM now, and agree with what the event says about it."""
+    if alarm is None:
+        return Refusal(RefusalCode.ALARM_NOT_FOUND, "no such alarm in this account and region")
+    if alarm.state != "ALARM":
+        return Refusal(RefusalCode.ALARM_NOT_IN_ALARM, f"the alarm is {alarm.state} now (a stale or forged event)")
+    claimed = event.dimension_pairs()
+    if alarm.kind == "composite" and event.detail.configuration.metrics:
+        return Refusal(RefusalCode.EVENT_CONTRADICTS_ALARM, "the event carries metrics; the alarm is composite")
+    if claimed - alarm.dimension_pairs():
+        return Refusal(RefusalCode.EVENT_CONTRADICTS_ALARM, "the event names dimensions the alarm does not have")
+    return None
+
+
 @dataclass(frozen=True)
 class Target:
     """The node a rule remediates, or why there is none."""
 
     instance_id: str | None
     problem: str = ""
+    code: RefusalCode = RefusalCode.NO_NODE
 
 
 def resolve_target(
-    rule: RemediationRule, event: AlarmStateChange, alarm_tags: Mapping[str, str] | None = None
+    rule: RemediationRule, alarm: AlarmDescription, alarm_tags: Mapping[str, str] | None = None
 ) -> Target:
-    """The node named by the rule's target: one value of the alarm metric's dimension, or the alarm's tag."""
+    """The node named by the rule's target, as the alarm itself holds it: one value of its metric's dimension, or
+    its tag. Never from the event."""
     if rule.target_kind == "dimension":
-        values = event.dimension_values(rule.target_key)
+        if alarm.kind == "composite":
+            return Target(None, f"no {rule.target_key} dimension (a composite alarm)")
+        values = alarm.dimensions.get(rule.target_key, ())
         if not values:
-            kind = "a composite alarm" if not event.detail.configuration.metrics else "its metrics"
-            return Target(None, f"no {rule.target_key} dimension ({kind})")
+            return Target(None, f"no {rule.target_key} dimension (its metrics)")
         if len(values) > 1:
             return Target(None, f"{len(values)} different {rule.target_key} dimensions: ambiguous")
         candidate = values[0]
@@ -381,18 +469,50 @@ def resolve_target(
             return Target(None, f"no tag {rule.target_key} on the alarm")
     if not is_managed_node_id(candidate):
         # Never echo the value: it is alarm configuration, not something to put in logs or notices unchecked.
-        return Target(None, f"the {rule.target} value is not a managed node ID")
+        return Target(None, f"the {rule.target} value is not a managed node ID", RefusalCode.NOT_A_NODE_ID)
     return Target(candidate)
 
 
-def hour_bucket(now: datetime) -> str:
-    """The storm breaker's window: one counter per rule per UTC hour."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H")
+def missing_tags(required: Mapping[str, str], node_tags: Mapping[str, str]) -> list[str]:
+    """``key=value`` of each required tag the node does not carry with that value."""
+    return [f"{key}={value}" for key, value in sorted(required.items()) if node_tags.get(key) != value]
 
 
-def hour_bucket_end(now: datetime) -> datetime:
-    start = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return start + timedelta(hours=1)
+# ---------------------------------------------------------------------------------------- storm breaker
+STORM_WINDOW: Final = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class StormStart:
+    """One remediation a rule started: when, and for which event (so a redelivery is not counted twice)."""
+
+    at: datetime
+    event_id: str
+
+
+@dataclass(frozen=True)
+class StormDecision:
+    admitted: bool
+    # The starts to keep (those inside the window, plus this one when admitted).
+    starts: tuple[StormStart, ...]
+    # This start's position in the window (admitted), or how many the window holds (refused).
+    count: int
+    # Refused: when the oldest start leaves the window.
+    free_at: datetime | None = None
+
+
+def admit_storm(
+    starts: Sequence[StormStart], *, event_id: str, now: datetime, limit: int, window: timedelta = STORM_WINDOW
+) -> StormDecision:
+    """At most ``limit`` starts per rule in any ``window`` (a sliding window, not a clock hour: two starts at 10:59
+    and two at 11:00 are four in one minute). A start already counted for ``event_id`` is admitted again as is."""
+    recent = tuple(sorted((s for s in starts if s.at > now - window), key=lambda s: s.at))
+    for position, start in enumerate(recent, 1):
+        if start.event_id == event_id:
+            return StormDecision(True, recent, position)
+    if len(recent) >= limit:
+        return StormDecision(False, recent, len(recent), recent[0].at + window)
+    return StormDecision(True, (*recent, StormStart(now, event_id)), len(recent) + 1)
 
 
 @dataclass(frozen=True)

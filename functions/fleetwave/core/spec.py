@@ -7,6 +7,7 @@ cumulative marks: ``[1, "10%", "50%", "100%"]`` means a one-node canary, then up
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -32,10 +33,10 @@ from fleetwave.core.status import BUDGETABLE_STATUSES, DEFAULT_BUDGET_STATUSES, 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_INSTANCE_ID = re.compile(r"^(i-(\w{8}|\w{17})|mi-\w{17})$")
-_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}$")
-_DOCUMENT_VERSION = re.compile(r"^([$]LATEST|[$]DEFAULT|[1-9][0-9]*)$")
-_SPEC_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
+_INSTANCE_ID = re.compile(r"^(i-(\w{8}|\w{17})|mi-\w{17})\Z")
+_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_\-.:/]{3,128}\Z")
+_DOCUMENT_VERSION = re.compile(r"^([$]LATEST|[$]DEFAULT|[1-9][0-9]*)\Z")
+_SPEC_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}\Z")
 
 
 class SpecError(ValueError):
@@ -392,6 +393,12 @@ def parse_spec(data: Any) -> RolloutSpec:
         return RolloutSpec.model_validate(data)
     except ValidationError as error:
         raise SpecError(format_validation_error(error)) from None
+
+
+def spec_digest(spec: RolloutSpec) -> str:
+    """SHA-256 of the spec's canonical JSON: what a scheduled start must match to be started (see start_scheduled)."""
+    canonical = json.dumps(spec.model_dump(mode="json", exclude_none=True), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def load_spec_text(text: str, *, source: str = "spec") -> RolloutSpec:

@@ -1,21 +1,24 @@
-"""Start a rollout from a spec (the CLI invokes it synchronously; Scheduler invokes it for scheduled specs)."""
+"""Start a scheduled rollout (EventBridge Scheduler is this function's only caller; operators start rollouts through
+the operator entry point, fleetwave.handlers.operator)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from fleetwave.core.spec import SpecError, parse_spec
 from fleetwave.errors import SpecRejectedError
 from fleetwave.observability import logger, metrics, tracer
 from fleetwave.service.deps import Deps, default_deps
-from fleetwave.service.start import start_rollout
+from fleetwave.service.start import start_scheduled
 
 
 class StartRequest(BaseModel):
-    trigger: Literal["cli", "schedule", "remediation", "twin"] = "cli"
+    # Anything else in the event (a "trigger" of the caller's choosing, say) is ignored: fleetwave sets the trigger.
+    model_config = ConfigDict(extra="ignore")
+
     spec: dict[str, Any]
 
 
@@ -25,10 +28,9 @@ class StartRequest(BaseModel):
 def handler(event: dict[str, Any], context: LambdaContext, deps: Deps | None = None) -> dict[str, Any]:
     request = StartRequest.model_validate(event)
     try:
-        spec = parse_spec(request.spec)
-        result = start_rollout(deps or default_deps(), spec, trigger=request.trigger)
+        result = start_scheduled(deps or default_deps(), parse_spec(request.spec))
     except (SpecError, SpecRejectedError) as error:
-        # Rejections are answers, not failures: the caller shows them; a retry would be rejected again.
+        # Rejections are answers, not failures: a retry would be rejected again.
         logger.warning("rollout rejected: %s", error)
         metrics.add_metric(name="RolloutsRejected", unit="Count", value=1)
         return {"rejected": True, "problems": error.problems}

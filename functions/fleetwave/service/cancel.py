@@ -8,14 +8,15 @@ from fleetwave.service.deps import Deps
 from fleetwave.service.rollouts import settle
 
 
-def cancel_rollout(deps: Deps, rollout_id: str, reason: str = "cancelled by operator") -> Rollout:
-    """Idempotent: cancelling an ended rollout changes nothing and returns it as it is."""
+def cancel_rollout(deps: Deps, rollout_id: str, reason: str, *, cancelled_by: str) -> Rollout:
+    """Idempotent: cancelling an ended rollout changes nothing and returns it as it is. ``cancelled_by`` is the
+    identity AWS authenticated for the request (recorded on the rollout)."""
     for _ in range(3):
         rollout = deps.ledger.rollouts.get(rollout_id)
         if rollout.state.is_terminal:
             return rollout
         try:
-            deps.ledger.rollouts.halt(rollout, RolloutState.CANCELLED, reason, deps.now())
+            deps.ledger.rollouts.halt(rollout, RolloutState.CANCELLED, reason, deps.now(), cancelled_by=cancelled_by)
         except ConflictError:
             continue
         if rollout.state is RolloutState.BAKING:

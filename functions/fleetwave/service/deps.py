@@ -44,6 +44,7 @@ def build_deps(settings: Settings | None = None, clock: Callable[[], datetime] =
             group=settings.SCHEDULER_GROUP_NAME,
             role_arn=settings.SCHEDULER_ROLE_ARN,
             target_arn=settings.ADVANCE_WAVE_FUNCTION_ARN,
+            dead_letter_arn=settings.TIMER_DLQ_ARN,
         ),
         gates=Gates(client("cloudwatch"), client("ssm")),
         summaries=SummaryPublisher(client("sns"), settings.SUMMARY_TOPIC_ARN),

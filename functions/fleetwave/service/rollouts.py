@@ -177,6 +177,20 @@ def advance(deps: Deps, rollout_id: str, wave_index: int) -> Rollout:
     return settle(deps, rollout_id)
 
 
+def resume(deps: Deps, rollout_id: str) -> Rollout:
+    """Carry on a rollout whose starter may have stopped anywhere (a crash, a timeout): start wave 0 if it is still
+    PENDING; otherwise find the commands of chunks left in INTENT by their Comment (ListCommands) before anything is
+    sent again (invariant 1), then settle. Raises RetryLaterError while an intent is too recent to tell "not sent"
+    from "not listed yet"."""
+    rollout = deps.ledger.rollouts.get(rollout_id)
+    if rollout.state is RolloutState.PENDING:
+        return advance(deps, rollout_id, 0)
+    for chunk in deps.ledger.dispatch.chunks(rollout_id, rollout.current_wave, with_ids=True):
+        if chunk.state is ChunkState.INTENT:
+            recover_intent(deps, rollout, chunk)
+    return settle(deps, rollout_id)
+
+
 def check_wave_start(deps: Deps, rollout: Rollout, wave_index: int) -> Halt | None:
     """Just before a wave dispatches, look at its nodes again (the plan may be hours old; see core.planner):
     end sessions the spec allows to end, move nodes in a session to the deferred wave, skip nodes that are not

@@ -18,10 +18,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from fleetwave.adapters.ssm import DocumentInfo
-from fleetwave.constants import NOTICE_KIND_START_SKIPPED, SPEC_LOCK_GRACE_SECONDS
+from fleetwave.constants import (
+    NOTICE_KIND_START_SKIPPED,
+    SCHEDULER_PRINCIPAL,
+    SPEC_LOCK_GRACE_SECONDS,
+    TRIGGER_SCHEDULE,
+)
 from fleetwave.core.model import Rollout, RolloutState
 from fleetwave.core.planner import NodeInfo, Plan, PlanError, plan_rollout
-from fleetwave.core.spec import RolloutSpec
+from fleetwave.core.spec import RolloutSpec, spec_digest
 from fleetwave.core.windows import (
     BlockKind,
     StartBlocked,
@@ -83,9 +88,10 @@ _REQUIREMENT_LOOKBACK = 20
 _LOCK_ATTEMPTS = 3
 
 
-def new_rollout_id(now: datetime) -> str:
-    """Sortable and short enough for SendCommand's 100-character Comment: ``20261123T004000-a1b2c3``."""
-    return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+def new_rollout_id(now: datetime, prefix: str = "") -> str:
+    """Sortable and short enough for SendCommand's 100-character Comment: ``20261123T004000-a1b2c3`` (remediation
+    rollouts carry the prefix ``rem-``, so IAM can tell their ledger items apart)."""
+    return f"{prefix}{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 def check_document(spec: RolloutSpec, document: DocumentInfo, allowed: tuple[str, ...]) -> list[str]:
@@ -188,14 +194,16 @@ def claim_spec(deps: Deps, spec_name: str, rollout_id: str, now: datetime) -> St
     return StartBlocked(BlockKind.RUNNING, f"another start of {spec_name!r} is in progress")
 
 
-def skip_start(deps: Deps, spec: RolloutSpec, blocked: StartBlocked, *, trigger: str, now: datetime) -> StartSkipped:
+def skip_start(
+    deps: Deps, spec: RolloutSpec, blocked: StartBlocked, *, trigger: str, started_by: str, now: datetime
+) -> StartSkipped:
     """Notify instead of starting: a notice item in the ledger (notify publishes it)."""
     deps.ledger.records.put_notice(
         spec.name,
         NOTICE_KIND_START_SKIPPED,
         blocked.reason,
         now,
-        extra={"blocked_by": blocked.kind.value, "trigger": trigger},
+        extra={"blocked_by": blocked.kind.value, "trigger": trigger, "started_by": started_by or None},
     )
     metrics.add_metric(name="RolloutStartsSkipped", unit="Count", value=1)
     logger.warning("start of %s skipped: %s", spec.name, blocked.reason, extra={"blocked_by": blocked.kind.value})
@@ -206,28 +214,34 @@ def start_rollout(
     deps: Deps,
     spec: RolloutSpec,
     *,
-    trigger: str = "cli",
+    trigger: str,
+    started_by: str,
     extra: Mapping[str, Any] | None = None,
     exclusive: bool = True,
+    rollout_id: str | None = None,
 ) -> StartResult | StartSkipped:
     """Check, validate, plan, record and start a rollout. Raises SpecRejectedError before anything is dispatched;
     returns StartSkipped (and records a notice) when the spec may not start now.
 
+    ``trigger`` and ``started_by`` come from the path the request came by (operator entry point, Scheduler,
+    remediation) and the identity AWS authenticated, never from the request itself.
+
     ``exclusive=False`` skips the one-rollout-per-spec lock: remediation uses it, because its rollouts of one rule
     on different nodes must run side by side, and its (rule, node) cooldown already keeps one node's apart.
+    ``rollout_id``: an ID chosen (and recorded) by the caller beforehand, so that a retry cannot start a second one.
     """
     now = deps.now()
     blocked = start_blocker(deps, spec, now)
     if blocked is not None:
-        return skip_start(deps, spec, blocked, trigger=trigger, now=now)
-    rollout_id = new_rollout_id(now)
+        return skip_start(deps, spec, blocked, trigger=trigger, started_by=started_by, now=now)
+    rollout_id = rollout_id or new_rollout_id(now)
     if exclusive:
         blocked = claim_spec(deps, spec.name, rollout_id, now)
         if blocked is not None:
-            return skip_start(deps, spec, blocked, trigger=trigger, now=now)
+            return skip_start(deps, spec, blocked, trigger=trigger, started_by=started_by, now=now)
     recorded = False
     try:
-        rollout, plan = _record(deps, spec, rollout_id, now, trigger=trigger, extra=extra)
+        rollout, plan = _record(deps, spec, rollout_id, now, trigger=trigger, started_by=started_by, extra=extra)
         recorded = True
     finally:
         if exclusive and not recorded:
@@ -268,6 +282,21 @@ def start_rollout(
     )
 
 
+def start_scheduled(deps: Deps, spec: RolloutSpec) -> StartResult | StartSkipped:
+    """A start by EventBridge Scheduler (the start function's only caller): only a spec the stack schedules, exactly
+    as deployed (its SHA-256 is in SCHEDULED_SPECS), may start this way, so invoking the function directly cannot
+    run anything else. Everything else starts through the operator entry point, with the caller's identity."""
+    expected = deps.settings.SCHEDULED_SPECS.get(spec.name)
+    if expected is None or expected != spec_digest(spec):
+        raise SpecRejectedError(
+            [
+                f"name: {spec.name!r} is not a spec this stack schedules (or differs from the deployed one): "
+                "start rollouts through the operator entry point"
+            ]
+        )
+    return start_rollout(deps, spec, trigger=TRIGGER_SCHEDULE, started_by=SCHEDULER_PRINCIPAL)
+
+
 def _record(
     deps: Deps,
     spec: RolloutSpec,
@@ -275,6 +304,7 @@ def _record(
     now: datetime,
     *,
     trigger: str,
+    started_by: str,
     extra: Mapping[str, Any] | None,
 ) -> tuple[Rollout, Plan]:
     """Validate the document, plan, and write the rollout (PENDING). Raises SpecRejectedError."""
@@ -301,6 +331,7 @@ def _record(
         bake_time=spec.bake_time,
         alarm_gates=tuple(spec.alarm_gates),
         trigger=trigger,
+        started_by=started_by,
     )
     spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
     deps.ledger.rollouts.create(rollout, spec_json=spec_json, plan=plan, extra=extra)

@@ -1,11 +1,12 @@
 """Conditional writes that keep things apart, in the ledger table: one running rollout per spec, one remediation per
-(rule, node) per cooldown, at most N remediations per rule per hour. Each method either wins its write or raises
+(rule, node) per cooldown, at most N remediations per rule in any hour. Each method either wins its write or raises
 ConflictError (somebody else holds it); what to do then is the service's decision.
 
 Items:
   ``SPECLOCK#<spec>`` / ``LOCK``             the rollout holding the spec (no TTL: it lives as long as rollouts run)
-  ``REMLOCK#<rule>#<node>`` / ``LOCK``       a remediation cooldown, with the event that claimed it (TTL)
-  ``REMRATE#<rule>`` / ``<UTC hour>``        remediations started by a rule in that hour (TTL)
+  ``REMLOCK#<rule>#<node>`` / ``LOCK``       a remediation cooldown: the event that claimed it and the rollout ID
+                                             planned for it before anything started (TTL)
+  ``REMRATE#<rule>`` / ``WINDOW``            the rule's starts of the last hour (time, event ID), with a version
 DynamoDB deletes expired items up to a few days late, so an expired item counts as free: every claim of a TTL item
 is conditioned on ``attribute_not_exists(pk) OR expires_at < :now``.
 """
@@ -13,13 +14,13 @@ is conditioned on ``attribute_not_exists(pk) OR expires_at < :now``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from fleetwave.adapters.aws import error_code
-from fleetwave.adapters.ledger.table import Table, deserialize, serialize
+from fleetwave.adapters.ledger.table import Table, serialize
 from fleetwave.constants import (
     PK,
     REMEDIATION_LOCK_PK_PREFIX,
@@ -28,10 +29,12 @@ from fleetwave.constants import (
     SPEC_LOCK_PK_PREFIX,
     TTL_ATTRIBUTE,
 )
+from fleetwave.core.remediation import StormStart
 from fleetwave.core.times import iso, parse_time
 from fleetwave.errors import ConflictError
 
 LOCK_SK = "LOCK"
+WINDOW_SK = "WINDOW"
 
 
 def _epoch(moment: datetime) -> int:
@@ -53,6 +56,15 @@ class Cooldown:
     claimed_at: datetime
     expires_at: int
     rollout_id: str | None = None
+    # Chosen when the cooldown was first claimed, before anything started: a retry after a crash resumes this
+    # rollout instead of starting a second one.
+    planned_rollout_id: str = ""
+
+
+@dataclass(frozen=True)
+class StormWindow:
+    starts: tuple[StormStart, ...]
+    version: int
 
 
 class Locks:
@@ -126,7 +138,16 @@ class Locks:
     def _cooldown_pk(rule: str, instance_id: str) -> str:
         return f"{REMEDIATION_LOCK_PK_PREFIX}{rule}#{instance_id}"
 
-    def claim_cooldown(self, rule: str, instance_id: str, *, event_id: str, now: datetime, until: datetime) -> None:
+    def claim_cooldown(
+        self,
+        rule: str,
+        instance_id: str,
+        *,
+        event_id: str,
+        now: datetime,
+        until: datetime,
+        planned_rollout_id: str = "",
+    ) -> None:
         """One remediation per (rule, node) until ``until``: ConflictError while an unexpired claim exists."""
         item = {
             PK: self._cooldown_pk(rule, instance_id),
@@ -136,6 +157,7 @@ class Locks:
             "instance_id": instance_id,
             "event_id": event_id,
             "claimed_at": iso(now),
+            "planned_rollout_id": planned_rollout_id or None,
             TTL_ATTRIBUTE: _epoch(until),
         }
         self._conditional(
@@ -157,6 +179,7 @@ class Locks:
             claimed_at=parse_time(item.get("claimed_at")) or datetime.min,
             expires_at=int(item.get(TTL_ATTRIBUTE, 0)),
             rollout_id=item.get("rollout_id"),
+            planned_rollout_id=str(item.get("planned_rollout_id", "")),
         )
 
     def take_over_cooldown(self, held: Cooldown, now: datetime) -> None:
@@ -194,17 +217,38 @@ class Locks:
             return
 
     # ------------------------------------------------------------------ storm breaker
-    def count_remediation(self, rule: str, bucket: str, *, limit: int, expires: datetime) -> int:
-        """Count one more remediation of ``rule`` in hour ``bucket``; ConflictError when ``limit`` are counted."""
-        response = self._conditional(
-            "update_item",
-            Key=self._key(f"{REMEDIATION_RATE_PK_PREFIX}{rule}", bucket),
-            UpdateExpression="ADD #n :one SET #exp = :exp, #type = :type",
-            ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
-            ExpressionAttributeNames={"#n": "started", "#exp": TTL_ATTRIBUTE, "#type": "type"},
-            ExpressionAttributeValues=serialize(
-                {":one": 1, ":limit": limit, ":exp": _epoch(expires + timedelta(hours=1)), ":type": "remediation_rate"}
-            ),
-            ReturnValues="UPDATED_NEW",
+    def storm_window(self, rule: str) -> StormWindow:
+        """The rule's recorded starts (all of them: the caller drops those outside the window) and the version."""
+        item = self._get(f"{REMEDIATION_RATE_PK_PREFIX}{rule}", WINDOW_SK)
+        if item is None:
+            return StormWindow((), 0)
+        starts = tuple(
+            StormStart(parse_time(start["at"]) or datetime.min, str(start["event_id"])) for start in item["starts"]
         )
-        return int(deserialize(response["Attributes"])["started"])
+        return StormWindow(starts, int(item.get("version", 0)))
+
+    def save_storm_window(
+        self, rule: str, starts: tuple[StormStart, ...], *, read: StormWindow, expires: datetime
+    ) -> None:
+        """Replace the window as read: ConflictError when another start changed it meanwhile (read it again)."""
+        item = {
+            PK: f"{REMEDIATION_RATE_PK_PREFIX}{rule}",
+            SK: WINDOW_SK,
+            "type": "remediation_rate",
+            "rule": rule,
+            "starts": [{"at": iso(start.at), "event_id": start.event_id} for start in starts],
+            "version": read.version + 1,
+            TTL_ATTRIBUTE: _epoch(expires),
+        }
+        if read.version == 0:
+            condition: dict[str, Any] = {
+                "ConditionExpression": "attribute_not_exists(#pk)",
+                "ExpressionAttributeNames": {"#pk": PK},
+            }
+        else:
+            condition = {
+                "ConditionExpression": "#v = :read",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": serialize({":read": read.version}),
+            }
+        self._conditional("put_item", Item=serialize(item), **condition)

@@ -68,8 +68,10 @@ class Records:
         alarm_name: str,
         rollout_id: str | None = None,
         extra: Mapping[str, Any] | None = None,
+        once: bool = False,
     ) -> dict[str, Any]:
-        """One remediation decision (started, skipped, verification_failed); notify publishes it."""
+        """One remediation decision (started, skipped, verification_failed); notify publishes it. ``once``: the
+        record of this (time, node) is written at most once (a retry that finds it written changes nothing)."""
         item = _record(
             f"{REMEDIATION_PK_PREFIX}{rule}",
             ITEM_TYPE_REMEDIATION,
@@ -82,15 +84,18 @@ class Records:
             instance_id=instance_id,
             rollout_id=rollout_id,
         )
-        return self._put_at(item, now, f"#{instance_id}")
+        return self._put_at(item, now, f"#{instance_id}", attempts=1 if once else 10)
 
-    def _put_at(self, item: dict[str, Any], now: datetime, suffix: str) -> dict[str, Any]:
+    def _put_at(self, item: dict[str, Any], now: datetime, suffix: str, *, attempts: int = 10) -> dict[str, Any]:
         """Put ``item`` with sort key ``<iso time><suffix>``; two records in one instant (the same microsecond)
-        do not overwrite each other: the later one moves on by a microsecond."""
-        for step in range(10):
+        do not overwrite each other: the later one moves on by a microsecond. With one attempt, an existing item
+        at that key is left as it is (the record was written before)."""
+        for step in range(attempts):
             item[SK] = f"{sortable_iso(now + timedelta(microseconds=step))}{suffix}"
             if self.table.put_if_absent(item):
                 return item
+        if attempts == 1:
+            return item
         raise ConflictError(f"no free sort key for {item[PK]} at {iso(now)}")
 
     def notices(self, spec_name: str) -> list[dict[str, Any]]:

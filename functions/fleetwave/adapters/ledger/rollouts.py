@@ -7,7 +7,7 @@ The rollout item carries the spec, the state (also as the by-state GSI key), the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +51,8 @@ def rollout_from_item(item: Mapping[str, Any]) -> Rollout:
         reason=str(item.get("reason", "")),
         bake_until=parse_time(item.get("bake_until")),
         trigger=str(item.get("trigger", "")),
+        started_by=str(item.get("started_by", "")),
+        cancelled_by=str(item.get("cancelled_by", "")),
     )
 
 
@@ -95,6 +97,7 @@ class Rollouts:
             "bake_time": rollout.bake_time,
             "alarm_gates": list(rollout.alarm_gates),
             "trigger": rollout.trigger,
+            "started_by": rollout.started_by or None,
             "reason": rollout.reason,
             **{counter_attr(status): 0 for status in InvocationStatus},
             **(extra or {}),
@@ -111,6 +114,11 @@ class Rollouts:
     def get(self, rollout_id: str) -> Rollout:
         """The rollout; NotFoundError when there is none."""
         return rollout_from_item(self._item(rollout_id))
+
+    def get_with_extras(self, rollout_id: str, names: Sequence[str]) -> tuple[Rollout, dict[str, Any]]:
+        """The rollout and the ``extra`` attributes its starter recorded (``create(extra=...)``), None when absent."""
+        item = self._item(rollout_id)
+        return rollout_from_item(item), {name: item.get(name) for name in names}
 
     def get_with_spec(self, rollout_id: str) -> tuple[Rollout, str | None]:
         """The rollout and the spec JSON it was started with (None if the item has none), in one read."""
@@ -271,14 +279,20 @@ class Rollouts:
         )
         self.table.transact([{"Update": rollout_update}, {"Update": wave_update}])
 
-    def halt(self, rollout: Rollout, state: RolloutState, reason: str, now: datetime) -> None:
-        """Active -> HALTED/CANCELLED/FAILED. The running wave (if any) is marked too, in the same transaction."""
+    def halt(
+        self, rollout: Rollout, state: RolloutState, reason: str, now: datetime, *, cancelled_by: str = ""
+    ) -> None:
+        """Active -> HALTED/CANCELLED/FAILED. The running wave (if any) is marked too, in the same transaction.
+        ``cancelled_by``: who asked (recorded on the rollout)."""
+        sets: dict[str, Any] = {"ended_at": iso(now), "reason": reason}
+        if cancelled_by:
+            sets["cancelled_by"] = cancelled_by
         rollout_update = self._state_update(
             rollout.rollout_id,
             expected=[RolloutState.PENDING, RolloutState.RUNNING, RolloutState.BAKING],
             new_state=state,
             expected_wave=rollout.current_wave,
-            sets={"ended_at": iso(now), "reason": reason},
+            sets=sets,
             removes=("bake_until",),
         )
         items = [{"Update": rollout_update}]
