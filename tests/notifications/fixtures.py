@@ -43,6 +43,7 @@ def rollout(state: RolloutState = RolloutState.SUCCEEDED, **changes: Any) -> Rol
         "ended_at": T0 + timedelta(hours=1, minutes=52, seconds=7),
         "reason": "",
         "trigger": "schedule",
+        "started_by": "scheduler.amazonaws.com",
     }
     base.update(changes)
     return Rollout(**base)

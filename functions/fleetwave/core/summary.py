@@ -52,6 +52,8 @@ def build_summary(
         "targets": rollout.target_count,
         "wave_count": rollout.wave_count,
         "trigger": rollout.trigger,
+        "started_by": rollout.started_by or None,
+        "cancelled_by": rollout.cancelled_by or None,
         "skipped": rollout.skipped_count,
         "skipped_instances": [{"instance_id": s.instance_id, "reason": s.reason} for s in skipped[:MAX_FAILED_LISTED]],
         "counts": _counts(rollout.counts),

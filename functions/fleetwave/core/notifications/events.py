@@ -90,6 +90,7 @@ def rollout_event_detail(
         "state": rollout.state.value,
         "previous_state": previous_state.value if previous_state else None,
         "trigger": rollout.trigger,
+        "started_by": rollout.started_by or None,
         "document": {
             "name": rollout.document_name,
             "version": rollout.document_version,
@@ -107,6 +108,7 @@ def rollout_event_detail(
         detail["alarm_gates"] = list(rollout.alarm_gates)
     else:
         detail["reason"] = rollout.reason
+        detail["cancelled_by"] = rollout.cancelled_by or None
         detail["counts"] = counts_json(rollout.counts)
         detail["ended_at"] = iso(rollout.ended_at)
         detail["duration_seconds"] = duration_seconds(rollout.started_at, rollout.ended_at)

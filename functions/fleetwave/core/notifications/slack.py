@@ -122,6 +122,10 @@ def _context(rollout: Rollout) -> dict[str, Any]:
         f"fleetwave · `{rollout.rollout_id}` · {_escape(rollout.document_name)} v{rollout.document_version} · "
         f"trigger {_escape(rollout.trigger or '-')}"
     )
+    if rollout.started_by:
+        text += f" · started by {_escape(rollout.started_by)}"
+    if rollout.cancelled_by:
+        text += f" · cancelled by {_escape(rollout.cancelled_by)}"
     return {"type": "context", "elements": [_mrkdwn(text)]}
 
 

@@ -97,7 +97,10 @@ def summary_body(report: RolloutReport) -> str:
             f"({iso(rollout.started_at)} to {iso(rollout.ended_at) or '-'})",
         ),
         ("Trigger", rollout.trigger or "-"),
+        ("Started by", rollout.started_by or "-"),
     ]
+    if rollout.cancelled_by:
+        rows.append(("Cancelled by", rollout.cancelled_by))
     lines.extend(f"{label:<13}{value}" for label, value in rows)
     lines.append("")
     lines.append("Waves")
