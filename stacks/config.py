@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from fleetwave import constants
 from fleetwave.core.remediation import RemediationRule, RuleError, parse_rule
-from fleetwave.core.spec import RolloutSpec, SpecError, load_spec_text
+from fleetwave.core.spec import RolloutSpec, SpecError, load_spec_text, spec_digest
+from fleetwave.documents import DEFAULT_RESTARTABLE_SERVICES, SERVICE_NAME_PATTERN
 
 from . import PROJECT_ROOT
 
@@ -33,16 +35,40 @@ KEY_POWERTOOLS_LAYER_VERSION: Final = "fleetwave:powertoolsLayerVersion"
 KEY_SKIP_DEPENDENCY_BUNDLING: Final = "fleetwave:skipDependencyBundling"
 KEY_INSTANCE_TAG_CONDITION: Final = "fleetwave:instanceTagCondition"
 KEY_RESERVED_CONCURRENCY: Final = "fleetwave:reservedConcurrency"
+KEY_RESTARTABLE_SERVICES: Final = "fleetwave:restartableServices"
+KEY_SLACK_WEBHOOK_HOSTS: Final = "fleetwave:slackWebhookHosts"
+KEY_SESSION_TERMINATION: Final = "fleetwave:sessionTermination"
+# The explicit opt-out of the instance tag condition (any other value must be {"key": ..., "value": ...}).
+TAG_CONDITION_OFF: Final = ("false", "off", "none")
+# AWS-owned documents that run whatever their parameters say (commands, scripts, playbooks, other documents): with
+# one of these allowed, whoever may start a rollout may run anything as root on the nodes the tag condition admits.
+FREE_FORM_DOCUMENTS: Final = frozenset(
+    {
+        "AWS-RunShellScript",
+        "AWS-RunPowerShellScript",
+        "AWS-RunRemoteScript",
+        "AWS-RunDocument",
+        "AWS-ApplyAnsiblePlaybooks",
+        "AWS-RunAnsiblePlaybook",
+        "AWS-ApplyChefRecipes",
+        "AWS-ApplyDSCMofs",
+        "AWS-RunSaltState",
+    }
+)
 
 # Version of the public layer AWSLambdaPowertoolsPythonV3-python313-arm64 (Powertools for AWS Lambda, Python, V3).
 DEFAULT_POWERTOOLS_LAYER_VERSION: Final = 27
 
 # SSM document names (not ARNs): the stack builds the ARNs. No ',' (ALLOWED_DOCUMENTS is comma-separated).
-_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,128}$")
-_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
-_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}$")
-_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}$")
-_TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}$")
+_DOCUMENT_NAME = re.compile(r"^[a-zA-Z0-9_.\-]{3,128}\Z")
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+\Z")
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@\-]{1,512}\Z")
+_TAG_KEY = re.compile(r"^[\w.:/=+\-@ ]{1,128}\Z")
+_TAG_VALUE = re.compile(r"^[\w.:/=+\-@ ]{0,256}\Z")
+_SERVICE_NAME = re.compile(SERVICE_NAME_PATTERN)
+_HOST = re.compile(r"^(?=.{1,253}\Z)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\Z")
+# start_rollout's SCHEDULED_SPECS (about 80 bytes a spec) shares Lambda's 4 KB of environment.
+_MAX_SCHEDULED_SPECS_JSON: Final = 2500
 # Prefixes AWS reserves for its own documents: their ARNs have no account ID.
 _AWS_OWNED_PREFIXES: Final = ("aws", "amazon", "amzn")
 # Lambda allows 4 KB of environment variables per function, names and values together.
@@ -88,8 +114,9 @@ class ScheduledSpec:
         return self.spec.schedule.timezone
 
     def schedule_input(self) -> dict[str, Any]:
-        """The start_rollout event: the validated spec as JSON, so a schedule runs exactly what was reviewed."""
-        return {"trigger": "schedule", "spec": self.spec.model_dump(mode="json", exclude_none=True)}
+        """The start_rollout event: the validated spec as JSON, so a schedule runs exactly what was reviewed (and
+        start_rollout starts it only if its SHA-256 is the one deployed). No trigger: fleetwave sets it."""
+        return {"spec": self.spec.model_dump(mode="json", exclude_none=True)}
 
 
 @dataclass(frozen=True)
@@ -101,8 +128,15 @@ class FleetwaveConfig:
     remediation_rules: tuple[RemediationRule, ...] = ()
     powertools_layer_version: int = DEFAULT_POWERTOOLS_LAYER_VERSION
     skip_dependency_bundling: bool = False
-    instance_tag_condition: TagCondition | None = None
+    # The default (fleetwave:managed=true) unless the context opts out explicitly.
+    instance_tag_condition: TagCondition | None = TagCondition(
+        constants.DEFAULT_MANAGED_TAG_KEY, constants.DEFAULT_MANAGED_TAG_VALUE
+    )
     reserved_concurrency: bool = True
+    restartable_services: tuple[str, ...] = DEFAULT_RESTARTABLE_SERVICES
+    slack_webhook_hosts: tuple[str, ...] = constants.DEFAULT_SLACK_WEBHOOK_HOSTS
+    # Whether specs may ask to end Session Manager sessions (sessions.mode: terminate_older_than).
+    session_termination: bool = False
 
     @property
     def remediation_documents(self) -> tuple[str, ...]:
@@ -110,6 +144,20 @@ class FleetwaveConfig:
 
     def remediation_rules_json(self) -> str:
         return json.dumps([rule.to_json() for rule in self.remediation_rules], separators=(",", ":"))
+
+    def scheduled_specs_json(self) -> str:
+        """SCHEDULED_SPECS of start_rollout: the only specs it may start, by name and SHA-256."""
+        digests = {scheduled.spec.name: spec_digest(scheduled.spec) for scheduled in self.scheduled_specs}
+        return json.dumps(digests, separators=(",", ":"), sort_keys=True)
+
+    def managed_node_tag_json(self) -> str:
+        tag = self.instance_tag_condition
+        return json.dumps({tag.key: tag.value} if tag else {}, separators=(",", ":"))
+
+    @property
+    def free_form_documents(self) -> tuple[str, ...]:
+        """Allowed documents that run whatever their parameters say (each gets a synth-time warning)."""
+        return tuple(name for name in self.allowed_documents if name in FREE_FORM_DOCUMENTS)
 
 
 ContextGetter = Callable[[str], Any]
@@ -146,6 +194,9 @@ class _Reader:
             skip_dependency_bundling=self._bool(KEY_SKIP_DEPENDENCY_BUNDLING, default=False),
             instance_tag_condition=self._tag_condition(),
             reserved_concurrency=self._bool(KEY_RESERVED_CONCURRENCY, default=True),
+            restartable_services=self._restartable_services(),
+            slack_webhook_hosts=self._slack_webhook_hosts(),
+            session_termination=self._bool(KEY_SESSION_TERMINATION, default=False),
         )
 
     # --- shapes ------------------------------------------------------------------------------------
@@ -195,7 +246,7 @@ class _Reader:
     def _allowed_documents(self) -> tuple[str, ...]:
         key = KEY_ALLOWED_DOCUMENTS
         if self._get(key) is None:
-            self._problem(key, 'required: the SSM documents fleetwave may run, e.g. ["AWS-RunPatchBaseline"]')
+            self._problem(key, 'required: the SSM documents fleetwave may run, e.g. ["fleetwave-PatchBaseline"]')
             return ()
         names: list[str] = []
         for index, name in enumerate(self._list(key, comma_separated=True)):
@@ -230,26 +281,58 @@ class _Reader:
         return value
 
     def _tag_condition(self) -> TagCondition | None:
+        """Absent: the default tag condition. ``false`` (or "off", "none"): none at all, an explicit opt-out."""
         key = KEY_INSTANCE_TAG_CONDITION
+        default = TagCondition(constants.DEFAULT_MANAGED_TAG_KEY, constants.DEFAULT_MANAGED_TAG_VALUE)
         value = self._get(key)
         if value is None or value == "":
+            return default
+        if value is False or (isinstance(value, str) and value.strip().lower() in TAG_CONDITION_OFF):
             return None
         if isinstance(value, str):
             with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
         if not isinstance(value, Mapping) or set(value) != {"key", "value"}:
-            self._problem(key, f'{value!r} is not {{"key": <tag key>, "value": <tag value>}} or null')
-            return None
+            self._problem(key, f'{value!r} is not {{"key": <tag key>, "value": <tag value>}}, or false to opt out')
+            return default
         tag_key, tag_value = value["key"], value["value"]
         if not isinstance(tag_key, str) or not _TAG_KEY.match(tag_key) or tag_key.lower().startswith("aws:"):
             self._problem(f"{key}.key", f"{tag_key!r} is not a tag key")
-            return None
+            return default
         if isinstance(tag_value, bool):
             tag_value = str(tag_value).lower()
         if not isinstance(tag_value, str) or not _TAG_VALUE.match(tag_value):
             self._problem(f"{key}.value", f"{tag_value!r} is not a tag value")
-            return None
+            return default
         return TagCondition(tag_key, tag_value)
+
+    def _restartable_services(self) -> tuple[str, ...]:
+        key = KEY_RESTARTABLE_SERVICES
+        if self._get(key) is None:
+            return DEFAULT_RESTARTABLE_SERVICES
+        services: list[str] = []
+        for index, name in enumerate(self._list(key, comma_separated=True)):
+            if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+                self._problem(f"{key}[{index}]", f"{name!r} is not a systemd service name (letters, digits, _.@-)")
+            elif name not in services:
+                services.append(name)
+        if not services and not any(p.startswith(key) for p in self.problems):
+            self._problem(key, "name at least one service (fleetwave-RestartService allows only these)")
+        return tuple(services)
+
+    def _slack_webhook_hosts(self) -> tuple[str, ...]:
+        key = KEY_SLACK_WEBHOOK_HOSTS
+        if self._get(key) is None:
+            return constants.DEFAULT_SLACK_WEBHOOK_HOSTS
+        hosts: list[str] = []
+        for index, host in enumerate(self._list(key, comma_separated=True)):
+            if not isinstance(host, str) or not _HOST.match(host):
+                self._problem(f"{key}[{index}]", f"{host!r} is not a host name (e.g. hooks.slack.com)")
+            elif host not in hosts:
+                hosts.append(host)
+        if not hosts and not any(p.startswith(key) for p in self.problems):
+            self._problem(key, "name at least one host (default: hooks.slack.com)")
+        return tuple(hosts)
 
     def _scheduled_specs(self, allowed: tuple[str, ...]) -> tuple[ScheduledSpec, ...]:
         key = KEY_SCHEDULED_SPECS
@@ -288,6 +371,13 @@ class _Reader:
                     continue
                 seen[spec.name] = shown
                 specs.append(ScheduledSpec(source=shown, spec=spec))
+        size = len(json.dumps({s.spec.name: "0" * 64 for s in specs}, separators=(",", ":")))
+        if size > _MAX_SCHEDULED_SPECS_JSON:
+            self._problem(
+                key,
+                f"{len(specs)} scheduled specs take {size} bytes of start_rollout's environment "
+                f"(at most {_MAX_SCHEDULED_SPECS_JSON})",
+            )
         return tuple(specs)
 
     def _remediation_rules(self, allowed: tuple[str, ...]) -> tuple[RemediationRule, ...]:

@@ -10,7 +10,9 @@ from constructs import Construct
 from .names import KEY_ALIAS
 
 # AWS services that publish to fleetwave's topics (CloudWatch alarm actions, EventBridge rule targets).
-PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
+CLOUDWATCH_SERVICE = "cloudwatch.amazonaws.com"
+EVENTS_SERVICE = "events.amazonaws.com"
+PUBLISHING_SERVICES = (CLOUDWATCH_SERVICE, EVENTS_SERVICE)
 
 
 class Encryption(Construct):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import Annotations, CfnOutput, Stack, Tags
 from constructs import Construct
 from fleetwave import constants
 
-from .config import FleetwaveConfig
+from .config import KEY_ALLOWED_DOCUMENTS, KEY_INSTANCE_TAG_CONDITION, FleetwaveConfig
+from .documents import Documents
 from .encryption import Encryption
 from .functions import Functions, status_queue_visibility_timeout
 from .ingestion import Ingestion
@@ -24,7 +25,9 @@ class FleetwaveStack(Stack):
         self.config = config
         Tags.of(self).add("app", constants.RESOURCE_PREFIX)
 
+        self._warn_about_unsafe_choices(config)
         self.encryption = Encryption(self, "Encryption")
+        self.documents = Documents(self, "Documents", config=config)
         self.state = State(self, "State")
         self.ingestion = Ingestion(
             self, "Ingestion", key=self.encryption.key, visibility_timeout=status_queue_visibility_timeout()
@@ -52,23 +55,34 @@ class FleetwaveStack(Stack):
         self.timers.add_reconciler(functions["reconcile"])
         self.timers.add_spec_schedules(config.scheduled_specs, functions["start_rollout"])
 
+        dead_letter_queues = {
+            "status": self.ingestion.status_dlq,
+            "delivery": self.ingestion.delivery_dlq,
+            "failed-invocations": self.functions.failed_invocations,
+        }
+        if self.functions.remediation is not None:
+            dead_letter_queues["alarm"] = self.functions.remediation.dlq
         self.monitoring = Monitoring(
             self,
             "Monitoring",
             functions=functions,
             status_queue=self.ingestion.status_queue,
-            dead_letter_queues={
-                "status": self.ingestion.status_dlq,
-                "delivery": self.ingestion.delivery_dlq,
-                "failed-invocations": self.functions.failed_invocations,
-            },
+            dead_letter_queues=dead_letter_queues,
             alarm_topic=self.notifications.summary_topic,
+        )
+        # Who may publish to the summary topic: notify, fleetwave's own alarms, rules on fleetwave's bus.
+        self.notifications.restrict_publishers(
+            publisher_role=functions["notify"].role, alarm_arns=[alarm.alarm_arn for alarm in self.monitoring.alarms]
         )
 
         # What the CLI and operators look up.
+        operator = functions["operator"]
         outputs = {
+            constants.OUTPUT_OPERATOR_URL: self.functions.operator_url.url,
+            constants.OUTPUT_OPERATOR_POLICY: self.functions.operator_policy.managed_policy_arn,
             constants.OUTPUT_START_FUNCTION: functions["start_rollout"].function_name,
-            constants.OUTPUT_CANCEL_FUNCTION: functions["cancel_rollout"].function_name,
+            # Cancelling goes through the operator function now (its URL); the output keeps its name.
+            constants.OUTPUT_CANCEL_FUNCTION: operator.function_name,
             constants.OUTPUT_TABLE_NAME: self.state.table.table_name,
             constants.OUTPUT_SUMMARY_TOPIC: self.notifications.summary_topic.topic_arn,
             constants.OUTPUT_EVENT_BUS: self.notifications.event_bus.event_bus_name,
@@ -77,3 +91,19 @@ class FleetwaveStack(Stack):
         }
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
+
+    def _warn_about_unsafe_choices(self, config: FleetwaveConfig) -> None:
+        """Opting out of a safe default is allowed, and said out loud at every synth."""
+        annotations = Annotations.of(self)
+        for name in config.free_form_documents:
+            annotations.add_warning_v2(
+                "fleetwave:freeFormDocument",
+                f"{KEY_ALLOWED_DOCUMENTS} allows {name}, which runs whatever its parameters say: whoever may start "
+                "a rollout may run any command as root on every node the instance tag condition admits",
+            )
+        if config.instance_tag_condition is None:
+            annotations.add_warning_v2(
+                "fleetwave:noInstanceTagCondition",
+                f"{KEY_INSTANCE_TAG_CONDITION} is off: SendCommand may reach every managed node of the account and "
+                "region, not only those tagged for fleetwave",
+            )

@@ -8,8 +8,6 @@ from typing import Final
 
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -17,19 +15,19 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from cdk_nag import NagPackSuppression, NagSuppressions
+from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 from constructs import Construct
 from fleetwave import constants
 from fleetwave.settings import Settings
 
 from . import permissions
 from .config import FleetwaveConfig
-from .events import event_pattern
 from .ingestion import Ingestion, dead_letter_queue
 from .names import FAILED_INVOCATIONS_QUEUE_NAME, HANDLERS, function_name, log_group_name
 from .notifications import Notifications
 from .packaging import ARCHITECTURE, RUNTIME, dependencies_layer, functions_code, powertools_layer_arn
 from .permissions import Arns, Grant, RoleGrants
+from .remediation import Remediation
 from .timers import Timers
 
 POWERTOOLS_ENVIRONMENT: Final = {
@@ -46,6 +44,15 @@ NOTIFY_IDEMPOTENCY_KEY: Final = constants.NOTIFY_IDEMPOTENCY_PK
 STATUS_BATCHING_WINDOW: Final = Duration.seconds(5)
 # At most this many track_status instances at once: bounds contention on a rollout's counters.
 STATUS_MAX_CONCURRENCY: Final = 5
+# The ledger partitions remediate may write (dynamodb:LeadingKeys): its own rollouts and their command lookups, its
+# cooldowns, storm windows and decision records.
+REMEDIATION_PARTITIONS: Final = (
+    f"ROLLOUT#{constants.REMEDIATION_ROLLOUT_PREFIX}*",
+    "COMMAND#*",
+    f"{constants.REMEDIATION_PK_PREFIX}*",
+    f"{constants.REMEDIATION_LOCK_PK_PREFIX}*",
+    f"{constants.REMEDIATION_RATE_PK_PREFIX}*",
+)
 # notify reads the ledger's stream; a batch that keeps failing is split (bisect) and, at last, parked.
 STREAM_BATCH_SIZE: Final = 100
 STREAM_RETRY_ATTEMPTS: Final = 5
@@ -91,16 +98,19 @@ FUNCTIONS: Final[dict[str, FunctionSettings]] = {
         async_retries=0,
         max_event_age=Duration.minutes(constants.RECONCILE_EVERY_MINUTES),
     ),
-    "cancel_rollout": FunctionSettings("Cancel a rollout's in-flight commands (CLI)", Duration.seconds(60)),
+    # The operators' entry point (function URL, AWS_IAM): synchronous, so no retries; bounded like start_rollout.
+    "operator": FunctionSettings(
+        "Operators' entry point (function URL, AWS_IAM): start and cancel as the authenticated caller",
+        Duration.minutes(2),
+        reserved_concurrency=5,
+    ),
     "notify": FunctionSettings("Ledger changes -> fleetwave events, SNS and Slack summaries", Duration.seconds(60)),
-    # The cooldown lock makes a retry harmless; reserved concurrency is the storm breaker's last line.
+    # Fed by the alarm queue: a storm waits in the queue (the event source mapping's maximum concurrency bounds it)
+    # instead of being throttled away; the cooldown claim makes a redelivery harmless.
     "remediate": FunctionSettings(
-        "Run an allow-listed runbook on the node whose alarm fired",
+        "Run an allow-listed runbook on the node whose alarm fired (verified first)",
         # The cooldown lease is this timeout (constants): a claim older than it has no live claimer.
         Duration.seconds(constants.REMEDIATE_TIMEOUT_SECONDS),
-        reserved_concurrency=2,
-        async_retries=1,
-        max_event_age=Duration.minutes(30),
     ),
 }
 
@@ -116,17 +126,69 @@ _ON_FAILURE = (
 )
 # Why no legacy DeadLetterConfig, per function (Serverless-LambdaDLQ).
 _FAILURE_PATHS: Final = {
-    "start_rollout": "CLI calls are synchronous (errors return to the caller); Scheduler calls are asynchronous: "
-    + _ON_FAILURE,
+    "start_rollout": f"invoked by Scheduler (asynchronously) only: {_ON_FAILURE}",
     "track_status": "invoked by the SQS event source: failed messages return to the queue and its redrive policy moves "
     "them to the status DLQ after 5 receives",
     "advance_wave": f"invoked by Scheduler (asynchronously): {_ON_FAILURE}",
     "reconcile": f"invoked by Scheduler (asynchronously): {_ON_FAILURE}",
-    "cancel_rollout": "invoked synchronously by the CLI only: errors return to the caller",
+    "operator": "invoked synchronously through its function URL only: errors return to the caller as HTTP answers",
     "notify": "invoked by the DynamoDB stream event source, whose on-failure destination is the failed-invocations "
     "queue",
-    "remediate": f"invoked by EventBridge (asynchronously): {_ON_FAILURE}; the rule target has its own DLQ too",
+    "remediate": "invoked by the SQS event source of the alarm queue: failed messages return to the queue and its "
+    "redrive policy moves them to the alarm DLQ after 5 receives",
 }
+
+
+def _no_mapping_destination(function: lambda_.Function, failure_path: str) -> None:
+    NagSuppressions.add_resource_suppressions(
+        function,
+        [
+            NagPackSuppression(
+                id="Serverless-LambdaEventSourceMappingDestination",
+                reason=f"SQS event source mappings take no on-failure destination: {failure_path}",
+            )
+        ],
+        apply_to_children=True,
+    )
+
+
+def operator_policy(
+    scope: Construct, operator: lambda_.Function, table: dynamodb.ITable, stack: Stack
+) -> iam.ManagedPolicy:
+    """What an operator (a person, a CI role) needs: call the operator URL, read the ledger (status, watch, list,
+    history) and the stack's outputs. Attach it to the groups or roles that may start and cancel rollouts."""
+    policy = iam.ManagedPolicy(
+        scope,
+        "OperatorPolicy",
+        description="fleetwave operators: start and cancel rollouts through the operator URL, read the ledger",
+        statements=[
+            iam.PolicyStatement(
+                sid="CallTheOperatorUrl",
+                actions=["lambda:InvokeFunctionUrl"],
+                resources=[operator.function_arn],
+                conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheLedger",
+                actions=["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+                resources=[table.table_arn, f"{table.table_arn}/index/*"],
+            ),
+            iam.PolicyStatement(
+                sid="ReadTheStackOutputs", actions=["cloudformation:DescribeStacks"], resources=[stack.stack_id]
+            ),
+        ],
+    )
+    NagSuppressions.add_resource_suppressions(
+        policy,
+        [
+            NagPackSuppression(
+                id="AwsSolutions-IAM5",
+                reason="status, list and history query the ledger's GSIs (by-state, by-instance, by-spec); read-only",
+                applies_to=[RegexAppliesTo(regex=r"/^Resource::<State.*\.Arn>\/index\/\*$/")],
+            )
+        ],
+    )
+    return policy
 
 
 def status_queue_visibility_timeout() -> Duration:
@@ -181,20 +243,30 @@ class Functions(Construct):
             "ALLOWED_DOCUMENTS": ",".join(config.allowed_documents),
             "SCHEDULER_GROUP_NAME": timers.group_name,
             "SCHEDULER_ROLE_ARN": timers.role.role_arn,
+            "TIMER_DLQ_ARN": ingestion.delivery_dlq.queue_arn,
             # Built from the fixed function name: advance_wave's own timers point at itself (no self-reference).
             "ADVANCE_WAVE_FUNCTION_ARN": arns.function(function_name("advance_wave")),
+            "MANAGED_NODE_TAG": config.managed_node_tag_json(),
+            "SESSION_TERMINATION": str(config.session_termination).lower(),
         }
+        managed_tag = (
+            {config.instance_tag_condition.key: config.instance_tag_condition.value}
+            if config.instance_tag_condition
+            else {}
+        )
 
-        def engine(documents: tuple[str, ...]) -> list[Grant]:
+        def engine() -> list[Grant]:
             """What the shared rollout engine (service.rollouts.settle/advance) may do from any function: dispatch
-            the next chunk or wave, check alarm gates and calendars, halt (CancelCommand), set bake timers."""
+            the next chunk or wave, check sessions, alarm gates and calendars, halt (CancelCommand), set bake timers."""
             return [
                 permissions.dispatch(
                     arns,
-                    documents,
+                    config.allowed_documents,
                     notification_role=ingestion.notification_role,
-                    tag_condition=config.instance_tag_condition,
+                    tag_conditions=[managed_tag],
                 ),
+                permissions.sessions(arns, terminate=config.session_termination),
+                permissions.calendars(arns),
                 permissions.cancel_commands(),
                 permissions.describe_alarms(arns),
                 permissions.create_schedules(arns, timers.group_name, timers.role),
@@ -204,15 +276,18 @@ class Functions(Construct):
         self._function(
             "advance_wave",
             environment(**engine_env),
-            *engine(config.allowed_documents),
+            *engine(),
             permissions.delete_schedules(arns, timers.group_name),
         )
-        self._function("start_rollout", environment(**engine_env), *engine(config.allowed_documents))
+        # Scheduler's target: it starts only the specs the stack schedules (their SHA-256 in SCHEDULED_SPECS).
+        self._function(
+            "start_rollout", environment(**engine_env, SCHEDULED_SPECS=config.scheduled_specs_json()), *engine()
+        )
 
         track = self._function(
             "track_status",
             environment(**engine_env),
-            *engine(config.allowed_documents),
+            *engine(),
             permissions.read_invocations(),
         )
         track.add_event_source(
@@ -224,38 +299,32 @@ class Functions(Construct):
                 max_concurrency=STATUS_MAX_CONCURRENCY,
             )
         )
-        NagSuppressions.add_resource_suppressions(
-            track,
-            [
-                NagPackSuppression(
-                    id="Serverless-LambdaEventSourceMappingDestination",
-                    reason="SQS event source mappings take no on-failure destination: the status queue's redrive "
-                    "policy moves a message that failed 5 receives to the status DLQ",
-                )
-            ],
-            apply_to_children=True,
+        _no_mapping_destination(
+            track, "the status queue's redrive policy moves a message that failed 5 receives to the status DLQ"
         )
 
         self._function(
             "reconcile",
             environment(**engine_env),
-            *engine(config.allowed_documents),
+            *engine(),
             permissions.list_invocations(),
         )
 
-        # Cancelling halts the rollout, cancels its in-flight commands and deletes a pending bake timer.
-        self._function(
-            "cancel_rollout",
-            environment(TABLE_NAME=table_name, SCHEDULER_GROUP_NAME=timers.group_name),
-            permissions.cancel_commands(),
+        # Start (the engine's grants) and cancel (halt, CancelCommand, delete a pending bake timer) as the caller.
+        operator = self._function(
+            "operator",
+            environment(**engine_env),
+            *engine(),
             permissions.delete_schedules(arns, timers.group_name),
-            permissions.table_access(table_arn, write=True),
         )
+        self.operator_url = operator.add_function_url(auth_type=lambda_.FunctionUrlAuthType.AWS_IAM)
+        self.operator_policy = operator_policy(self, operator, table, Stack.of(self))
 
         notify_env = {
             "TABLE_NAME": table_name,
             "SUMMARY_TOPIC_ARN": notifications.summary_topic.topic_arn,
             "EVENT_BUS_NAME": notifications.event_bus.event_bus_name,
+            "SLACK_WEBHOOK_HOSTS": ",".join(config.slack_webhook_hosts),
         }
         notify_grants: list[Grant] = [
             # Reads the ledger; writes only its own idempotency records (Powertools Idempotency, static key).
@@ -285,45 +354,48 @@ class Functions(Construct):
         # The event source mapping lists the table's streams: dynamodb:ListStreams has no resource-level permission.
         self.grants["notify"].note_unscoped("dynamodb:ListStreams")
 
+        self.remediation: Remediation | None = None
         if config.remediation_rules:
-            # The remediation fence: IAM lets remediate run only the documents its rules name.
+            self.remediation = Remediation(self, "Remediation", delivery_dlq=ingestion.delivery_dlq, timers=timers)
+            remediation = self.remediation
+            rules = config.remediation_rules
             documents = config.remediation_documents
+            # IAM: the rules' documents only, on nodes carrying the managed tag and (per rule) the rule's target_tag;
+            # the code checks each rule's own tags before acting.
+            tag_conditions = [{**managed_tag, **rule.target_tag} for rule in rules]
+            remediate_grants: list[Grant] = [
+                permissions.dispatch(
+                    arns,
+                    documents,
+                    notification_role=ingestion.notification_role,
+                    tag_conditions=tag_conditions,
+                ),
+                permissions.describe_alarms(arns),
+                permissions.alarm_tags(arns),
+                permissions.node_tags(arns),
+                # Its own rollouts (rem-...), locks, storm windows and records; never another rollout's items.
+                permissions.table_access(table_arn, write=True, partitions=REMEDIATION_PARTITIONS),
+            ]
+            if any(rule.verify_minutes for rule in rules):
+                remediate_grants.append(
+                    permissions.create_schedules(
+                        arns, timers.group_name, remediation.verify_role, name_prefix=constants.VERIFY_TIMER_PREFIX
+                    )
+                )
             remediate = self._function(
                 "remediate",
                 environment(
-                    **{**engine_env, "ALLOWED_DOCUMENTS": ",".join(documents)},
+                    **{**engine_env, "ALLOWED_DOCUMENTS": ",".join(documents), "SESSION_TERMINATION": "false"},
                     REMEDIATION_RULES=config.remediation_rules_json(),
+                    ALARM_QUEUE_ARN=remediation.queue.queue_arn,
+                    VERIFY_SCHEDULER_ROLE_ARN=remediation.verify_role.role_arn,
                 ),
-                *engine(documents),
-                # Remediation rules may select alarms by tag.
-                permissions.alarm_tags(arns),
+                *remediate_grants,
             )
-            self.alarm_rule: events.Rule | None = events.Rule(
-                self,
-                "AlarmRule",
-                rule_name=f"{constants.RESOURCE_PREFIX}-alarm-remediation",
-                description="CloudWatch alarms entering ALARM -> fleetwave remediate",
-                event_pattern=event_pattern(constants.ALARM_EVENT_PATTERN),
+            remediation.connect(remediate)
+            _no_mapping_destination(
+                remediate, "the alarm queue's redrive policy moves a message that failed 5 receives to the alarm DLQ"
             )
-            self.alarm_rule.add_target(
-                targets.LambdaFunction(
-                    remediate,
-                    dead_letter_queue=ingestion.delivery_dlq,
-                    retry_attempts=2,
-                    max_event_age=Duration.hours(1),
-                )
-            )
-            if any(rule.verify_minutes for rule in config.remediation_rules):
-                # Verification timers: one-time schedules that invoke remediate with {"verify": ...} after the run.
-                timers.role.add_to_policy(
-                    iam.PolicyStatement(
-                        sid="InvokeRemediateToVerify",
-                        actions=["lambda:InvokeFunction"],
-                        resources=[remediate.function_arn],
-                    )
-                )
-        else:
-            self.alarm_rule = None
 
         for grants in self.grants.values():
             grants.suppress()

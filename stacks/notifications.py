@@ -14,7 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from fleetwave import constants
 
-from .encryption import PUBLISHING_SERVICES
+from .encryption import CLOUDWATCH_SERVICE, EVENTS_SERVICE
 
 
 class Notifications(Construct):
@@ -22,7 +22,6 @@ class Notifications(Construct):
         self, scope: Construct, construct_id: str, *, key: kms.IKey, emails: Sequence[str], delivery_dlq: sqs.IQueue
     ) -> None:
         super().__init__(scope, construct_id)
-        account = Stack.of(self).account
 
         self.summary_topic = sns.Topic(
             self,
@@ -31,17 +30,6 @@ class Notifications(Construct):
             display_name="fleetwave",
             master_key=key,
             enforce_ssl=True,
-        )
-        # The topic policy written for enforce_ssl replaces SNS's default one: let this account's CloudWatch alarms
-        # (monitoring) and EventBridge rules (users routing fleetwave events) publish.
-        self.summary_topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AllowAccountServicesToPublish",
-                principals=[iam.ServicePrincipal(service) for service in PUBLISHING_SERVICES],
-                actions=["sns:Publish"],
-                resources=[self.summary_topic.topic_arn],
-                conditions={"StringEquals": {"aws:SourceAccount": account}},
-            )
         )
         for email in emails:
             # A mailbox that keeps bouncing leaves its summaries in the delivery DLQ instead of losing them.
@@ -53,3 +41,52 @@ class Notifications(Construct):
             event_bus_name=constants.EVENT_BUS_NAME,
             description=f"fleetwave rollout events (source: {constants.FLEETWAVE_EVENT_SOURCE})",
         )
+
+    def restrict_publishers(self, *, publisher_role: iam.IRole | None, alarm_arns: Sequence[str]) -> None:
+        """The summary topic takes messages from notify's role, from fleetwave's own CloudWatch alarms, and from
+        EventBridge rules on the fleetwave bus (users routing fleetwave events); any other principal is denied,
+        even one whose IAM policy allows sns:Publish on it."""
+        stack = Stack.of(self)
+        topic = self.summary_topic
+        # The topic policy written for enforce_ssl replaces SNS's default one.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowFleetwaveAlarmsToPublish",
+                principals=[iam.ServicePrincipal(CLOUDWATCH_SERVICE)],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnEquals": {"aws:SourceArn": list(alarm_arns)},
+                },
+            )
+        )
+        rules_on_bus = stack.format_arn(
+            service="events", resource="rule", resource_name=f"{constants.EVENT_BUS_NAME}/*"
+        )
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowFleetwaveBusRulesToPublish",
+                principals=[iam.ServicePrincipal(EVENTS_SERVICE)],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {"aws:SourceArn": rules_on_bus},
+                },
+            )
+        )
+        if publisher_role is not None:
+            topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="DenyOtherPublishers",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["sns:Publish"],
+                    resources=[topic.topic_arn],
+                    conditions={
+                        "ArnNotEquals": {"aws:PrincipalArn": publisher_role.role_arn},
+                        "Bool": {"aws:PrincipalIsAWSService": "false"},
+                    },
+                )
+            )

@@ -8,26 +8,28 @@ wildcard (``applies_to`` that exact finding), so a new wildcard without a reason
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from cdk_nag import NagPackSuppression, NagSuppressions, RegexAppliesTo
 
-from .config import TagCondition, is_aws_owned_document
+from .config import is_aws_owned_document
 
 SSM_SERVICE: Final = "ssm.amazonaws.com"
 SCHEDULER_SERVICE: Final = "scheduler.amazonaws.com"
 
 # Actions that support no resource-level permissions (Service Authorization Reference): Resource must be "*".
-UNSCOPED_READ_ACTIONS: Final = (
+FLEET_READ_ACTIONS: Final = (
     "ssm:ListCommands",
     "ssm:DescribeInstanceInformation",
-    "ssm:DescribeSessions",
     "ec2:DescribeInstances",
 )
+SESSION_READ_ACTIONS: Final = ("ssm:DescribeSessions",)
+NODE_TAG_READ_ACTIONS: Final = ("ec2:DescribeTags",)
+UNSCOPED_READ_ACTIONS: Final = (*FLEET_READ_ACTIONS, *SESSION_READ_ACTIONS, *NODE_TAG_READ_ACTIONS)
 TABLE_READ_ACTIONS: Final = (
     "dynamodb:GetItem",
     "dynamodb:BatchGetItem",
@@ -80,8 +82,8 @@ class Arns:
     def sessions(self) -> str:
         return self._arn("ssm", "session", "*")
 
-    def schedules(self, group_name: str) -> str:
-        return self._arn("scheduler", "schedule", f"{group_name}/*")
+    def schedules(self, group_name: str, name_prefix: str = "") -> str:
+        return self._arn("scheduler", "schedule", f"{group_name}/{name_prefix}*")
 
     def alarms(self) -> str:
         return self._arn("cloudwatch", "alarm", "*", sep=":")
@@ -96,39 +98,48 @@ def _finding(fragment: str) -> str:
     return f"/^Resource::.*{re.escape(fragment)}$/"
 
 
+def node_conditions(tag_conditions: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+    """IAM conditions on SendCommand's node resources: one statement per tag set (each tag of a set must match);
+    [None] when there is no condition at all (the deployment opted out of the tag condition)."""
+    conditions: list[dict[str, Any] | None] = []
+    for tags in tag_conditions:
+        if tags:
+            conditions.append({"StringEquals": {f"ssm:resourceTag/{key}": value for key, value in tags.items()}})
+    return conditions or [None]
+
+
 def dispatch(
     arns: Arns,
     documents: Sequence[str],
     *,
     notification_role: iam.IRole,
-    tag_condition: TagCondition | None,
+    tag_conditions: Sequence[Mapping[str, str]],
 ) -> Grant:
-    """What sending commands needs: documents, managed nodes, fleet reads, and passing the SNS notification role."""
-    node_condition = (
-        {"StringEquals": {f"ssm:resourceTag/{tag_condition.key}": tag_condition.value}} if tag_condition else None
-    )
+    """What sending commands needs: documents, managed nodes (behind the tag conditions: a node qualifies if it
+    carries every tag of one set), fleet reads, and passing the SNS notification role."""
     statements = [
         iam.PolicyStatement(
             sid="DescribeAndSendAllowListedDocuments",
             actions=["ssm:DescribeDocument", "ssm:SendCommand"],
             resources=[arns.document(name) for name in documents],
         ),
-        iam.PolicyStatement(
-            sid="SendCommandToManagedNodes",
-            actions=["ssm:SendCommand"],
-            resources=arns.instances(),
-            conditions=node_condition,
-        ),
+    ]
+    for index, condition in enumerate(node_conditions(tag_conditions)):
+        statements.append(
+            iam.PolicyStatement(
+                sid=f"SendCommandToManagedNodes{index or ''}",
+                actions=["ssm:SendCommand"],
+                resources=arns.instances(),
+                conditions=condition,
+            )
+        )
+    statements += [
         iam.PolicyStatement(
             sid="SessionStateOfManagedNodes",
             actions=["ssm:GetConnectionStatus"],
             resources=arns.instances(),
         ),
-        iam.PolicyStatement(sid="TerminateSessions", actions=["ssm:TerminateSession"], resources=[arns.sessions()]),
-        iam.PolicyStatement(
-            sid="ChangeCalendarState", actions=["ssm:GetCalendarState"], resources=[arns.own_documents()]
-        ),
-        iam.PolicyStatement(sid="ReadFleetAndCommands", actions=list(UNSCOPED_READ_ACTIONS), resources=["*"]),
+        iam.PolicyStatement(sid="ReadFleetAndCommands", actions=list(FLEET_READ_ACTIONS), resources=["*"]),
         iam.PolicyStatement(
             sid="PassNotificationRoleToSsm",
             actions=["iam:PassRole"],
@@ -136,7 +147,8 @@ def dispatch(
             conditions={"StringEquals": {"iam:PassedToService": SSM_SERVICE}},
         ),
     ]
-    fence = f" behind the tag condition {tag_condition.key}={tag_condition.value}" if tag_condition else ""
+    shown = [", ".join(f"{k}={v}" for k, v in tags.items()) for tags in tag_conditions if tags]
+    fence = f" behind the tag condition {' or '.join(shown)}" if shown else ""
     return Grant(
         statements,
         {
@@ -144,12 +156,56 @@ def dispatch(
             f"targets are resolved at run time{fence}; the documents are limited to the allow-list",
             _finding(":managed-instance/*"): "SendCommand and GetConnectionStatus reach the hybrid (mi-) nodes a "
             f"spec targets; targets are resolved at run time{fence}",
-            _finding(":session/*"): "TerminateSession ends Session Manager sessions on target nodes "
-            "(sessions.mode: terminate_older_than); session IDs exist only at run time",
-            _finding(":document/*"): "GetCalendarState reads the Change Calendars a spec names at run time; "
-            "calendars are documents of this account",
         },
-        unscoped_actions=UNSCOPED_READ_ACTIONS,
+        unscoped_actions=FLEET_READ_ACTIONS,
+    )
+
+
+def sessions(arns: Arns, *, terminate: bool) -> Grant:
+    """Session Manager sessions on target nodes (sessions.mode defer / terminate_older_than). TerminateSession only
+    when the deployment allows specs to end sessions (fleetwave:sessionTermination): IAM cannot narrow it to sessions
+    on fleetwave's nodes, since a session ARN names its owner, not its node."""
+    statements = [iam.PolicyStatement(sid="ReadSessions", actions=list(SESSION_READ_ACTIONS), resources=["*"])]
+    reasons: dict[str, str] = {}
+    if terminate:
+        statements.append(
+            iam.PolicyStatement(sid="TerminateSessions", actions=["ssm:TerminateSession"], resources=[arns.sessions()])
+        )
+        reasons[_finding(":session/*")] = (
+            "TerminateSession ends Session Manager sessions on target nodes (sessions.mode: terminate_older_than, "
+            "allowed by fleetwave:sessionTermination); session IDs exist only at run time"
+        )
+    return Grant(statements, reasons, unscoped_actions=SESSION_READ_ACTIONS)
+
+
+def calendars(arns: Arns) -> Grant:
+    return Grant(
+        [
+            iam.PolicyStatement(
+                sid="ChangeCalendarState", actions=["ssm:GetCalendarState"], resources=[arns.own_documents()]
+            )
+        ],
+        {
+            _finding(":document/*"): "GetCalendarState reads the Change Calendars a spec names at run time; "
+            "calendars are documents of this account"
+        },
+    )
+
+
+def node_tags(arns: Arns) -> Grant:
+    """Reading a node's own tags (remediation checks them before acting): EC2 DescribeTags has no resource-level
+    permission; hybrid nodes' tags are read per managed-instance ARN."""
+    return Grant(
+        [
+            iam.PolicyStatement(sid="ReadInstanceTags", actions=list(NODE_TAG_READ_ACTIONS), resources=["*"]),
+            iam.PolicyStatement(
+                sid="ReadHybridNodeTags",
+                actions=["ssm:ListTagsForResource"],
+                resources=[arns.instances()[1]],
+            ),
+        ],
+        {_finding(":managed-instance/*"): "the remediated hybrid (mi-) node is known only at run time; read-only"},
+        unscoped_actions=NODE_TAG_READ_ACTIONS,
     )
 
 
@@ -168,12 +224,12 @@ def cancel_commands() -> Grant:
     return Grant([iam.PolicyStatement(sid="CancelCommands", actions=list(actions), resources=["*"])], {}, actions)
 
 
-def create_schedules(arns: Arns, group_name: str, scheduler_role: iam.IRole) -> Grant:
+def create_schedules(arns: Arns, group_name: str, scheduler_role: iam.IRole, *, name_prefix: str = "") -> Grant:
+    """CreateSchedule in fleetwave's group (only schedules named ``name_prefix...`` when given), passing one role."""
+    resource = arns.schedules(group_name, name_prefix)
     return Grant(
         [
-            iam.PolicyStatement(
-                sid="CreateTimersInGroup", actions=["scheduler:CreateSchedule"], resources=[arns.schedules(group_name)]
-            ),
+            iam.PolicyStatement(sid="CreateTimersInGroup", actions=["scheduler:CreateSchedule"], resources=[resource]),
             iam.PolicyStatement(
                 sid="PassSchedulerRole",
                 actions=["iam:PassRole"],
@@ -181,7 +237,7 @@ def create_schedules(arns: Arns, group_name: str, scheduler_role: iam.IRole) -> 
                 conditions={"StringEquals": {"iam:PassedToService": SCHEDULER_SERVICE}},
             ),
         ],
-        {_finding(f":schedule/{group_name}/*"): _SCHEDULE_REASON},
+        {_finding(f":schedule/{group_name}/{name_prefix}*"): _SCHEDULE_REASON},
     )
 
 
@@ -227,15 +283,20 @@ def alarm_tags(arns: Arns) -> Grant:
 _TABLE_INDEXES: Final = r"/^Resource::<State.*\.Arn>\/index\/\*$/"
 
 
-def table_access(table_arn: str, *, write: bool) -> Grant:
+def table_access(table_arn: str, *, write: bool, partitions: Sequence[str] = ()) -> Grant:
+    """Read the ledger; write it (``write``), only to items whose partition key matches one of ``partitions``
+    (dynamodb:LeadingKeys, wildcards allowed) when given."""
     statements = [
         iam.PolicyStatement(
             sid="ReadLedger", actions=list(TABLE_READ_ACTIONS), resources=[table_arn, f"{table_arn}/index/*"]
         )
     ]
     if write:
+        condition = {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(partitions)}} if partitions else None
         statements.append(
-            iam.PolicyStatement(sid="WriteLedger", actions=list(TABLE_WRITE_ACTIONS), resources=[table_arn])
+            iam.PolicyStatement(
+                sid="WriteLedger", actions=list(TABLE_WRITE_ACTIONS), resources=[table_arn], conditions=condition
+            )
         )
     return Grant(
         statements,

@@ -38,21 +38,32 @@ class Timers(Construct):
         self.group = scheduler.CfnScheduleGroup(self, "Group", name=self.group_name)
         group_arn = stack.format_arn(service="scheduler", resource="schedule-group", resource_name=self.group_name)
 
-        # Only schedules of fleetwave's group, in this account, can make Scheduler act as this role.
-        self.role = iam.Role(
-            self,
-            "SchedulerRole",
-            description="Assumed by EventBridge Scheduler to invoke fleetwave's functions",
+        self._group_arn = group_arn
+        self.role = self.scheduler_role(
+            self, "SchedulerRole", "Assumed by EventBridge Scheduler to invoke fleetwave's functions"
+        )
+
+    def scheduler_role(self, scope: Construct, construct_id: str, description: str) -> iam.Role:
+        """A role only schedules of fleetwave's group, in this account, can make Scheduler act as; it may dead-letter
+        what it could not deliver."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            scope,
+            construct_id,
+            description=description,
             assumed_by=iam.ServicePrincipal(
                 SCHEDULER_SERVICE,
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account, "aws:SourceArn": group_arn}},
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account, "aws:SourceArn": self._group_arn}},
             ),
         )
-        self.role.add_to_policy(
+        role.add_to_policy(
             iam.PolicyStatement(
-                sid="DeadLetterUndeliveredSchedules", actions=["sqs:SendMessage"], resources=[delivery_dlq.queue_arn]
+                sid="DeadLetterUndeliveredSchedules",
+                actions=["sqs:SendMessage"],
+                resources=[self._delivery_dlq.queue_arn],
             )
         )
+        return role
 
     def allow_invoke(self, functions: Iterable[lambda_.IFunction]) -> None:
         for statement in invoke(function.function_arn for function in functions).statements:

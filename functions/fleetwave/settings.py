@@ -47,6 +47,8 @@ class Settings(BaseModel):
     TIMER_DLQ_ARN: str = ""
     # JSON {spec name: sha256 of the spec}: the only specs start_rollout (Scheduler's target) may start.
     SCHEDULED_SPECS: dict[str, str] = {}
+    # Whether specs may end Session Manager sessions (sessions.mode: terminate_older_than); the deployment decides.
+    SESSION_TERMINATION: bool = False
     # Hosts a Slack webhook URL may point at (comma-separated).
     SLACK_WEBHOOK_HOSTS: tuple[str, ...] = DEFAULT_SLACK_WEBHOOK_HOSTS
 

@@ -11,7 +11,7 @@ import pytest
 from aws_cdk import App
 
 from stacks.build import build
-from stacks.config import ConfigError, load_config
+from stacks.config import ConfigError, TagCondition, load_config
 
 from .conftest import MONTHLY_SPEC, PROJECT_ROOT, REMEDIATION_RULES, project_context
 
@@ -30,9 +30,51 @@ def rule(**changes: Any) -> dict[str, Any]:
 
 def test_cdk_json_defaults_are_a_valid_configuration() -> None:
     config = load_config(project_context())
-    assert config.allowed_documents == ("AWS-RunPatchBaseline", "AWS-RunShellScript")
+    # Safe by default: fleetwave's own constrained documents, no free-form shell
+    assert config.allowed_documents == ("fleetwave-PatchBaseline", "fleetwave-RestartService")
+    assert config.free_form_documents == ()
+    # SendCommand only to nodes tagged fleetwave:managed=true; no session termination; Slack only to hooks.slack.com
+    assert config.instance_tag_condition == TagCondition("fleetwave:managed", "true")
+    assert config.session_termination is False
+    assert config.slack_webhook_hosts == ("hooks.slack.com",)
     assert config.slack_secret_name == "fleetwave/slack-webhook"
     assert config.scheduled_specs == () and config.remediation_rules == () and config.notification_emails == ()
+
+
+def test_the_instance_tag_condition_is_on_unless_explicitly_turned_off() -> None:
+    # Absent (or null): the default tag condition, not none
+    assert load_config(BASE).instance_tag_condition == TagCondition("fleetwave:managed", "true")
+    assert load_config({**BASE, "fleetwave:instanceTagCondition": None}).instance_tag_condition is not None
+    # Only an explicit false (JSON, or -c ...=false) turns it off
+    for off in (False, "false", "off", "none"):
+        assert load_config({**BASE, "fleetwave:instanceTagCondition": off}).instance_tag_condition is None
+    problems = problems_of({**BASE, "fleetwave:instanceTagCondition": "yes"})
+    assert problems == [
+        'fleetwave:instanceTagCondition: \'yes\' is not {"key": <tag key>, "value": <tag value>}, or false to opt out'
+    ]
+
+
+def test_free_form_documents_are_named_for_the_synth_warning() -> None:
+    config = load_config({"fleetwave:allowedDocuments": ["fleetwave-PatchBaseline", "AWS-RunShellScript"]})
+    assert config.free_form_documents == ("AWS-RunShellScript",)
+
+
+def test_restartable_services_and_slack_hosts_are_validated() -> None:
+    problems = problems_of(
+        {
+            **BASE,
+            "fleetwave:restartableServices": ["nginx", "nginx; reboot"],
+            "fleetwave:slackWebhookHosts": ["hooks.slack.com", "https://evil.example/"],
+        }
+    )
+    assert problems == [
+        "fleetwave:restartableServices[1]: 'nginx; reboot' is not a systemd service name (letters, digits, _.@-)",
+        "fleetwave:slackWebhookHosts[1]: 'https://evil.example/' is not a host name (e.g. hooks.slack.com)",
+    ]
+    config = load_config(
+        {**BASE, "fleetwave:restartableServices": "nginx,php-fpm", "fleetwave:slackWebhookHosts": "chat.example.com"}
+    )
+    assert config.restartable_services == ("nginx", "php-fpm") and config.slack_webhook_hosts == ("chat.example.com",)
 
 
 def test_an_empty_slack_secret_name_turns_slack_off() -> None:
@@ -184,5 +226,5 @@ def test_without_remediation_rules_there_is_no_alarm_rule_or_remediate_function(
     # The default cdk.json context: built (not synthesized) to stay fast
     stack = build(App(context=project_context()))
     assert "remediate" not in stack.functions.functions
-    assert stack.functions.alarm_rule is None
+    assert stack.functions.remediation is None
     assert stack.config.slack_secret_name == "fleetwave/slack-webhook"

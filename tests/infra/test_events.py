@@ -25,17 +25,37 @@ def test_ssm_status_rule_uses_the_shared_pattern_and_feeds_the_status_queue(synt
     assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
 
 
-def test_alarm_rule_uses_the_shared_pattern_and_invokes_remediate(synthesized: Synthesized) -> None:
-    functions = synthesized.stack.functions
-    assert functions.alarm_rule is not None
-    rule = synthesized.resources[synthesized.logical_id(functions.alarm_rule)]["Properties"]
-    # Then the rule matches CloudWatch alarms entering ALARM, exactly as constants says, on the default bus
-    assert rule["EventPattern"] == constants.ALARM_EVENT_PATTERN
+def test_alarm_rule_takes_only_this_account_and_region_and_feeds_the_alarm_queue(synthesized: Synthesized) -> None:
+    remediation = synthesized.stack.functions.remediation
+    assert remediation is not None
+    rule = synthesized.resources[synthesized.logical_id(remediation.rule)]["Properties"]
+    # Then the rule matches alarms of this account and region entering ALARM (the shared pattern), on the default bus
+    account, region = {"Ref": "AWS::AccountId"}, {"Ref": "AWS::Region"}
+    assert rule["EventPattern"] == constants.alarm_event_pattern(account, region)  # type: ignore[arg-type]
+    assert rule["EventPattern"]["account"] == [account] and rule["EventPattern"]["region"] == [region]
     assert "EventBusName" not in rule
+    # And it delivers to the alarm queue (a storm is buffered there), dead-lettering what it cannot deliver
     [target] = rule["Targets"]
-    assert target["Arn"] == {"Fn::GetAtt": [synthesized.logical_id(functions.functions["remediate"]), "Arn"]}
-    assert "DeadLetterConfig" in target
-    assert target["RetryPolicy"]["MaximumRetryAttempts"] <= 3
+    assert target["Arn"] == {"Fn::GetAtt": [synthesized.logical_id(remediation.queue), "Arn"]}
+    dlq = synthesized.logical_id(synthesized.stack.ingestion.delivery_dlq)
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}
+    # And the queue parks a message that keeps failing in its own DLQ
+    queue = synthesized.resources[synthesized.logical_id(remediation.queue)]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": [synthesized.logical_id(remediation.dlq), "Arn"]
+    }
+    assert queue["VisibilityTimeout"] >= 6 * constants.REMEDIATE_TIMEOUT_SECONDS
+    # And only that rule may send to it through the queue policy
+    [policy] = [
+        p["Properties"]["PolicyDocument"]
+        for p in synthesized.of_type("AWS::SQS::QueuePolicy").values()
+        if {"Ref": synthesized.logical_id(remediation.queue)} in p["Properties"]["Queues"]
+    ]
+    [allow] = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+    assert allow["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [synthesized.logical_id(remediation.rule), "Arn"]}}
+    }
 
 
 def test_sns_status_notifications_reach_the_queue_in_their_envelope(synthesized: Synthesized) -> None:

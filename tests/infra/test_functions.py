@@ -26,15 +26,18 @@ ENGINE = {
     "SCHEDULER_GROUP_NAME",
     "SCHEDULER_ROLE_ARN",
     "ADVANCE_WAVE_FUNCTION_ARN",
+    "TIMER_DLQ_ARN",
+    "MANAGED_NODE_TAG",
+    "SESSION_TERMINATION",
 }
 EXPECTED_ENVIRONMENT = {
-    "start_rollout": ENGINE,
+    "start_rollout": ENGINE | {"SCHEDULED_SPECS"},
     "track_status": ENGINE,
     "advance_wave": ENGINE,
     "reconcile": ENGINE,
-    "cancel_rollout": {"TABLE_NAME", "SCHEDULER_GROUP_NAME"},
-    "notify": {"TABLE_NAME", "SUMMARY_TOPIC_ARN", "EVENT_BUS_NAME", "SLACK_SECRET_NAME"},
-    "remediate": ENGINE | {"REMEDIATION_RULES"},
+    "operator": ENGINE,
+    "notify": {"TABLE_NAME", "SUMMARY_TOPIC_ARN", "EVENT_BUS_NAME", "SLACK_SECRET_NAME", "SLACK_WEBHOOK_HOSTS"},
+    "remediate": ENGINE | {"REMEDIATION_RULES", "ALARM_QUEUE_ARN", "VERIFY_SCHEDULER_ROLE_ARN"},
 }
 
 
@@ -85,9 +88,47 @@ def test_timers_point_at_advance_wave(synthesized: Synthesized) -> None:
     assert variables["SCHEDULER_GROUP_NAME"] == "fleetwave"
 
 
-@pytest.mark.parametrize(("key", "limit"), [("start_rollout", 5), ("remediate", 2), ("reconcile", 1)])
+@pytest.mark.parametrize(("key", "limit"), [("start_rollout", 5), ("operator", 5), ("reconcile", 1)])
 def test_reserved_concurrency_bounds_the_damage(synthesized: Synthesized, key: str, limit: int) -> None:
     assert properties(synthesized, key)["ReservedConcurrentExecutions"] == limit
+
+
+def test_remediate_is_bounded_by_its_queue_not_throttled(synthesized: Synthesized) -> None:
+    # An alarm storm waits in the alarm queue: the event source mapping runs at most two remediate instances, and no
+    # reserved concurrency throttles messages back into the queue (towards its DLQ)
+    assert "ReservedConcurrentExecutions" not in properties(synthesized, "remediate")
+    remediation = synthesized.stack.functions.remediation
+    assert remediation is not None
+    queue = {"Fn::GetAtt": [synthesized.logical_id(remediation.queue), "Arn"]}
+    [mapping] = [
+        m["Properties"]
+        for m in synthesized.of_type("AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == queue
+    ]
+    assert mapping["FunctionName"] == {
+        "Ref": synthesized.logical_id(synthesized.stack.functions.functions["remediate"])
+    }
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_start_rollout_knows_the_scheduled_specs_by_their_digest(synthesized: Synthesized) -> None:
+    from fleetwave.core.spec import spec_digest
+
+    digests = json.loads(properties(synthesized, "start_rollout")["Environment"]["Variables"]["SCHEDULED_SPECS"])
+    scheduled = synthesized.stack.config.scheduled_specs
+    assert digests == {s.spec.name: spec_digest(s.spec) for s in scheduled} and len(digests) == 2
+
+
+def test_the_operator_url_requires_iam_auth(synthesized: Synthesized) -> None:
+    [url] = synthesized.of_type("AWS::Lambda::Url").values()
+    assert url["Properties"]["AuthType"] == "AWS_IAM"
+    assert url["Properties"]["TargetFunctionArn"] == {
+        "Fn::GetAtt": [synthesized.logical_id(synthesized.stack.functions.functions["operator"]), "Arn"]
+    }
+    # No resource policy lets anyone else call it: only this account's principals that IAM allows
+    for permission in synthesized.of_type("AWS::Lambda::Permission").values():
+        assert permission["Properties"]["Action"] != "lambda:InvokeFunctionUrl"
 
 
 def test_functions_use_the_public_powertools_layer_and_the_dependencies_layer(synthesized: Synthesized) -> None:

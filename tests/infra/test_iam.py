@@ -221,9 +221,26 @@ def test_notify_writes_only_its_idempotency_records(synthesized: Synthesized) ->
             {"ssm:ListCommandInvocations", "ssm:GetCommandInvocation", "ssm:CancelCommand"},
             {"scheduler:DeleteSchedule"},
         ),
-        ("cancel_rollout", {"ssm:CancelCommand", "dynamodb:UpdateItem"}, {"ssm:SendCommand", "iam:PassRole"}),
+        (
+            "operator",
+            {"ssm:SendCommand", "ssm:CancelCommand", "scheduler:DeleteSchedule", "dynamodb:UpdateItem"},
+            {"ssm:ListCommandInvocations", "secretsmanager:GetSecretValue"},
+        ),
         ("notify", {"sns:Publish", "events:PutEvents", "dynamodb:Query"}, {"ssm:SendCommand", "ssm:CancelCommand"}),
-        ("remediate", {"cloudwatch:ListTagsForResource", "ssm:SendCommand"}, {"ssm:ListCommandInvocations"}),
+        (
+            "remediate",
+            {"cloudwatch:ListTagsForResource", "cloudwatch:DescribeAlarms", "ssm:SendCommand", "ec2:DescribeTags"},
+            # Nothing it does not use: no sessions, calendars, cancellation, timers of other kinds
+            {
+                "ssm:ListCommandInvocations",
+                "ssm:TerminateSession",
+                "ssm:DescribeSessions",
+                "ssm:GetCalendarState",
+                "ssm:CancelCommand",
+                "scheduler:DeleteSchedule",
+                "scheduler:CreateSchedule",
+            },
+        ),
     ],
 )
 def test_each_function_gets_the_actions_its_job_needs_and_not_others(

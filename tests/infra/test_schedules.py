@@ -18,6 +18,8 @@ from .conftest import (
     REMEDIATION_DOCUMENT,
     REMEDIATION_RULES,
     Synthesized,
+    actions_of,
+    arn,
     as_list,
     find_statements,
     statements_of_role,
@@ -47,7 +49,8 @@ def test_each_scheduled_spec_gets_a_schedule_with_its_cron_and_timezone(synthesi
         assert schedule["Target"]["RoleArn"] == role
         # And the input is the validated spec, which the function parses back to the same spec
         payload = json.loads(schedule["Target"]["Input"])
-        assert payload["trigger"] == "schedule"
+        # No trigger in it: fleetwave sets the trigger from the path (start_rollout: always "schedule")
+        assert set(payload) == {"spec"}
         assert parse_spec(payload["spec"]) == spec
 
 
@@ -89,16 +92,37 @@ def test_the_example_spec_in_specs_gets_its_schedule(with_repository_specs: Synt
     assert parse_spec(json.loads(schedule["Target"]["Input"])["spec"]) == example
 
 
-def test_verification_timers_may_invoke_remediate_only_when_a_rule_verifies(
+def test_verification_timers_only_queue_checks_and_only_when_a_rule_verifies(
     with_repository_specs: Synthesized, synthesized: Synthesized
 ) -> None:
-    def timer_targets(synth: Synthesized) -> set[str]:
-        statements = statements_of_role(synth, synth.logical_id(synth.stack.timers.role))
-        invokes = find_statements(statements, "lambda:InvokeFunction")
-        return {r["Fn::GetAtt"][0] for s in invokes for r in as_list(s["Resource"])}
+    def remediate_statements(synth: Synthesized) -> list[dict[str, Any]]:
+        return statements_of_role(synth, synth.logical_id(synth.stack.functions.functions["remediate"].role))
 
+    remediation = with_repository_specs.stack.functions.remediation
+    assert remediation is not None
+    # With verify_minutes, remediate may create only fw-verify-* timers, passing only the verification role
+    statements = remediate_statements(with_repository_specs)
+    [create] = find_statements(statements, "scheduler:CreateSchedule")
+    assert create["Resource"] == arn("scheduler", "schedule/fleetwave/fw-verify-*")
+    [passing] = [
+        s
+        for s in find_statements(statements, "iam:PassRole")
+        if s["Condition"]["StringEquals"]["iam:PassedToService"] == "scheduler.amazonaws.com"
+    ]
+    assert passing["Resource"] == {"Fn::GetAtt": [with_repository_specs.logical_id(remediation.verify_role), "Arn"]}
+    # And that role may only put messages on the alarm queue (and dead-letter them): it invokes no function
+    verify = statements_of_role(with_repository_specs, with_repository_specs.logical_id(remediation.verify_role))
+    assert {a for s in verify for a in actions_of(s)} == {"sqs:SendMessage"}
+    queues = {r["Fn::GetAtt"][0] for s in verify for r in as_list(s["Resource"])}
+    assert queues == {
+        with_repository_specs.logical_id(remediation.queue),
+        with_repository_specs.logical_id(with_repository_specs.stack.ingestion.delivery_dlq),
+    }
+    # Scheduler's main role never reaches remediate
+    main = statements_of_role(
+        with_repository_specs, with_repository_specs.logical_id(with_repository_specs.stack.timers.role)
+    )
     remediate = with_repository_specs.logical_id(with_repository_specs.stack.functions.functions["remediate"])
-    # With verify_minutes, Scheduler invokes remediate with {"verify": ...} after the run
-    assert remediate in timer_targets(with_repository_specs)
-    # Without it (the shared template's rule), Scheduler may not invoke remediate at all
-    assert synthesized.logical_id(synthesized.stack.functions.functions["remediate"]) not in timer_targets(synthesized)
+    assert remediate not in json.dumps(main)
+    # Without verification (the shared template's rule), remediate creates no schedule at all
+    assert not find_statements(remediate_statements(synthesized), "scheduler:CreateSchedule")

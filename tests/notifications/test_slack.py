@@ -142,6 +142,21 @@ def test_a_secret_without_a_webhook_url_is_a_config_error_that_does_not_quote_it
     assert "hooks.slack.com" not in str(raised.value)
 
 
+def test_a_webhook_on_a_host_that_is_not_allowed_is_a_config_error():
+    # Whoever can change the secret cannot send fleetwave's messages to a host of their choosing
+    for url in ("https://evil.example/services/T/B/x", "https://hooks.slack.com.evil.example/services/T/B/x"):
+        with pytest.raises(SlackConfigError, match="host that is not allowed") as raised:
+            webhook_url_from_secret(url)
+        assert "evil" not in str(raised.value)
+    # The allow-list is configurable (fleetwave:slackWebhookHosts)
+    assert (
+        webhook_url_from_secret("https://chat.example.com/hook", ["chat.example.com"])
+        == "https://chat.example.com/hook"
+    )
+    with pytest.raises(SlackConfigError):
+        webhook_url_from_secret("https://hooks.slack.com/services/T/B/x", ["chat.example.com"])
+
+
 def test_accepted_secret_forms():
     url = "https://hooks.slack.com/services/T0/B0/xyz"
     assert webhook_url_from_secret(url) == url

@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.client import HTTPException
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -37,6 +37,7 @@ from slack_sdk.http_retry import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from fleetwave.constants import DEFAULT_SLACK_WEBHOOK_HOSTS
 from fleetwave.errors import FleetwaveError
 
 SECRET_MAX_AGE_SECONDS = 300
@@ -75,11 +76,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def webhook_url_from_secret(value: Any) -> str:
+def webhook_url_from_secret(value: Any, allowed_hosts: Sequence[str] = DEFAULT_SLACK_WEBHOOK_HOSTS) -> str:
     """The webhook URL from the secret's value: the plain URL, or JSON ``{"webhook_url": "..."}``.
 
-    Only https URLs are accepted (http only to a loopback address, for tests and the local twin). Error messages
-    never contain the value.
+    Only https URLs to one of ``allowed_hosts`` are accepted (http only to a loopback address, for tests and the
+    local twin): whoever can change the secret cannot send fleetwave's messages elsewhere. Error messages never
+    contain the value.
     """
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
@@ -103,6 +105,10 @@ def webhook_url_from_secret(value: Any) -> str:
     host = parts.hostname or ""
     if not host or not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
         raise SlackConfigError("the Slack secret does not hold an https webhook URL")
+    if parts.scheme == "https" and host.lower() not in {allowed.lower() for allowed in allowed_hosts}:
+        raise SlackConfigError(
+            f"the Slack secret's webhook URL points at a host that is not allowed (allowed: {', '.join(allowed_hosts)})"
+        )
     return value
 
 
@@ -175,8 +181,10 @@ class SlackWebhook:
         backoff_factor: float = BACKOFF_FACTOR,
         breaker_seconds: float = BREAKER_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        allowed_hosts: Sequence[str] = DEFAULT_SLACK_WEBHOOK_HOSTS,
     ) -> None:
         self.secret_name = secret_name
+        self.allowed_hosts = tuple(allowed_hosts)
         self.secrets = secrets
         self.max_age = max_age
         self.timeout = timeout
@@ -202,7 +210,7 @@ class SlackWebhook:
             value = self.secrets.get(self.secret_name, max_age=self.max_age)
         except (GetParameterError, ClientError, BotoCoreError) as error:
             raise SlackConfigError(f"cannot read the Slack secret: {type(error).__name__}") from None
-        url = webhook_url_from_secret(value)
+        url = webhook_url_from_secret(value, self.allowed_hosts)
         if self._client is None or url != self._client_url:
             self._client = WebhookClient(
                 url, timeout=self.timeout, logger=_silent_logger(), retry_handlers=self.retry_handlers

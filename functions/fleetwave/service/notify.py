@@ -92,7 +92,11 @@ def build_channels(deps: Deps) -> Channels:
     settings = deps.settings
     slack = None
     if settings.SLACK_SECRET_NAME:
-        slack = SlackWebhook(settings.SLACK_SECRET_NAME, SecretsProvider(boto3_client=client("secretsmanager")))
+        slack = SlackWebhook(
+            settings.SLACK_SECRET_NAME,
+            SecretsProvider(boto3_client=client("secretsmanager")),
+            allowed_hosts=settings.SLACK_WEBHOOK_HOSTS,
+        )
     return Channels(events=EventBus(client("events"), settings.EVENT_BUS_NAME), summaries=deps.summaries, slack=slack)
 
 

@@ -310,6 +310,11 @@ def _record(
     """Validate the document, plan, and write the rollout (PENDING). Raises SpecRejectedError."""
     document = deps.ssm.describe_document(spec.document.name, spec.document.version)
     problems = check_document(spec, document, deps.settings.ALLOWED_DOCUMENTS)
+    if spec.sessions.mode == "terminate_older_than" and not deps.settings.SESSION_TERMINATION:
+        problems.append(
+            "sessions.mode: terminate_older_than ends other people's Session Manager sessions, and this deployment "
+            "does not allow it (fleetwave:sessionTermination)"
+        )
     if problems:
         raise SpecRejectedError(problems)
     plan = plan_for(deps, spec)
