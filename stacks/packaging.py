@@ -3,7 +3,8 @@
 - The functions asset is ``functions/`` as it is, less tests and bytecode.
 - Powertools (with pydantic, aws-xray-sdk, jmespath) comes from its public layer for arm64 / Python 3.13.
 - The other runtime dependencies (stacks/dependencies/requirements.txt) become a layer that pip builds at synth time
-  for manylinux2014_aarch64 / CPython 3.13 from wheels only, through CDK local bundling. No bundling image is used:
+  for manylinux2014_aarch64 / CPython 3.13 from wheels only, each checked against the SHA-256 pinned there
+  (``--require-hashes``), through CDK local bundling. No bundling image is used:
   if pip fails, synthesis stops with pip's output.
 - ``fleetwave:skipDependencyBundling=true`` (tests) puts an empty placeholder in that layer instead: synthesis stays
   fast and offline, and the stack warns that such a cloud assembly must not be deployed.
@@ -89,6 +90,9 @@ class PipLayerBundler:
             "--python-version",
             PYTHON_VERSION,
             "--only-binary=:all:",
+            # Every wheel must match a hash pinned in requirements.txt (and nothing unpinned may come along).
+            "--require-hashes",
+            "--no-deps",
             "--target",
             str(target),
             "--requirement",

@@ -68,7 +68,18 @@ REMEDIATION_RULES = [
         "target": "dimension:InstanceId",
         "cooldown_minutes": 30,
         "max_per_hour": 5,
-    }
+        "target_tag": {"role": "web"},
+    },
+    {
+        "name": "restart-db-agent",
+        "alarm_names": ["db-agent-down"],
+        "document": REMEDIATION_DOCUMENT,
+        "parameters": {"commands": ["systemctl restart db-agent"]},
+        "target": "tag:fleetwave:instance",
+        "cooldown_minutes": 60,
+        "max_per_hour": 2,
+        "target_tag": {"role": "db"},
+    },
 ]
 
 
@@ -132,6 +143,12 @@ def full_context(spec_files: list[Path]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def synthesized(full_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
     yield synthesize(full_context, tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def default_stack(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The stack exactly as cdk.json configures it (what a first `cdk deploy` creates)."""
+    return synthesize({}, tmp_path_factory.mktemp("cdk.out.default"))
 
 
 @pytest.fixture(scope="session")

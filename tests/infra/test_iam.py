@@ -249,3 +249,84 @@ def test_each_function_gets_the_actions_its_job_needs_and_not_others(
     actions = {a for s in statements_of_role(synthesized, function_role(synthesized, key)) for a in actions_of(s)}
     assert must <= actions
     assert not must_not & actions
+
+
+# ---------------------------------------------------------------------------------------------- per role
+def test_remediate_sends_only_to_nodes_its_rules_target_and_writes_only_its_own_items(synthesized: Synthesized) -> None:
+    statements = statements_of_role(synthesized, function_role(synthesized, "remediate"))
+    # SendCommand on nodes: each statement is one rule's tags plus the managed tag; no statement without a condition
+    nodes = [s for s in find_statements(statements, "ssm:SendCommand") if "instance/" in json.dumps(s["Resource"])]
+    assert sorted(json.dumps(s["Condition"], sort_keys=True) for s in nodes) == sorted(
+        json.dumps({"StringEquals": {f"ssm:resourceTag/{TAG_KEY}": TAG_VALUE, "ssm:resourceTag/role": role}})
+        for role in ("db", "web")
+    )
+    # Ledger writes only to remediation rollouts (rem-...), command lookups, and its locks, windows, records
+    [writes] = find_statements(statements, "dynamodb:PutItem")
+    assert writes["Condition"] == {
+        "ForAllValues:StringLike": {
+            "dynamodb:LeadingKeys": ["ROLLOUT#rem-*", "COMMAND#*", "REMEDIATION#*", "REMLOCK#*", "REMRATE#*"]
+        }
+    }
+    # No bake timers, no passing of the main Scheduler role (which may invoke start_rollout)
+    scheduler_role = synthesized.logical_id(synthesized.stack.timers.role)
+    assert scheduler_role not in json.dumps(find_statements(statements, "iam:PassRole"))
+
+
+def test_only_the_operator_function_takes_operator_requests_and_the_operator_policy_only_calls_it(
+    synthesized: Synthesized,
+) -> None:
+    operator = synthesized.logical_id(synthesized.stack.functions.functions["operator"])
+    [policy] = synthesized.of_type("AWS::IAM::ManagedPolicy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    [invoke] = find_statements(statements, "lambda:InvokeFunctionUrl")
+    assert invoke["Resource"] == {"Fn::GetAtt": [operator, "Arn"]}
+    assert invoke["Condition"] == {"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}
+    # Operators read the ledger; they write nothing and invoke no function directly
+    actions = {a for s in statements for a in actions_of(s)}
+    assert actions == {
+        "lambda:InvokeFunctionUrl",
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "cloudformation:DescribeStacks",
+    }
+
+
+def test_only_scheduler_may_invoke_start_rollout(synthesized: Synthesized) -> None:
+    start = synthesized.logical_id(synthesized.stack.functions.functions["start_rollout"])
+    scheduler_role = synthesized.logical_id(synthesized.stack.timers.role)
+    for logical_id, resource in synthesized.of_type("AWS::IAM::Policy").items():
+        for statement in find_statements(
+            resource["Properties"]["PolicyDocument"]["Statement"], "lambda:InvokeFunction"
+        ):
+            if start in json.dumps(statement["Resource"]):
+                assert {"Ref": scheduler_role} in resource["Properties"]["Roles"], logical_id
+    # And no resource policy opens it to anyone else
+    for permission in synthesized.of_type("AWS::Lambda::Permission").values():
+        assert permission["Properties"]["FunctionName"] != {"Fn::GetAtt": [start, "Arn"]}
+
+
+def test_only_notify_fleetwaves_alarms_and_its_bus_rules_may_publish_summaries(synthesized: Synthesized) -> None:
+    topic = synthesized.logical_id(synthesized.stack.notifications.summary_topic)
+    [policy] = [
+        p["Properties"]["PolicyDocument"]
+        for p in synthesized.of_type("AWS::SNS::TopicPolicy").values()
+        if {"Ref": topic} in p["Properties"]["Topics"]
+    ]
+    statements = {s.get("Sid"): s for s in policy["Statement"]}
+    alarms = statements["AllowFleetwaveAlarmsToPublish"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    # Exactly fleetwave's own alarms, not any alarm of the account
+    expected = {synthesized.logical_id(a) for a in synthesized.stack.monitoring.alarms}
+    sources = alarms["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert {s["Fn::GetAtt"][0] for s in sources} == expected
+    rules = statements["AllowFleetwaveBusRulesToPublish"]
+    assert rules["Principal"] == {"Service": "events.amazonaws.com"}
+    assert rules["Condition"]["ArnLike"]["aws:SourceArn"] == arn("events", "rule/fleetwave/*")
+    deny = statements["DenyOtherPublishers"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "sns:Publish"
+    notify_role = function_role(synthesized, "notify")
+    assert deny["Condition"] == {
+        "ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": [notify_role, "Arn"]}},
+        "Bool": {"aws:PrincipalIsAWSService": "false"},
+    }

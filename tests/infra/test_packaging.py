@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from stacks.packaging import DependencyBundlingError, PipLayerBundler
+from stacks.packaging import REQUIREMENTS_DIR, DependencyBundlingError, PipLayerBundler
 
 
 def make_wheel(directory: Path) -> Path:
@@ -33,8 +35,9 @@ def test_bundler_installs_requirements_under_python_for_the_lambda_platform(
     make_wheel(wheels)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    digest = hashlib.sha256((wheels / "fwdemo-1.0-py3-none-any.whl").read_bytes()).hexdigest()
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("fwdemo==1.0\n", encoding="utf-8")
+    requirements.write_text(f"fwdemo==1.0 --hash=sha256:{digest}\n", encoding="utf-8")
     output = tmp_path / "out"
     output.mkdir()
     # When CDK asks the local bundler to bundle
@@ -43,6 +46,36 @@ def test_bundler_installs_requirements_under_python_for_the_lambda_platform(
     assert bundled is True
     assert (output / "python" / "fwdemo" / "__init__.py").read_text() == "VALUE = 42\n"
     assert not list(output.rglob("__pycache__"))
+
+
+def test_a_wheel_that_does_not_match_its_pinned_hash_stops_synthesis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a wheel whose content is not the one requirements.txt pinned (a substituted or tampered package)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(f"fwdemo==1.0 --hash=sha256:{'0' * 64}\n", encoding="utf-8")
+    # Then pip refuses it, and so does the synth
+    with pytest.raises(DependencyBundlingError, match="--require-hashes") as raised:
+        PipLayerBundler(requirements).try_bundle(str(tmp_path / "out"))
+    assert "HASH" in str(raised.value).upper()
+    # And a requirement without a hash is refused too
+    requirements.write_text("fwdemo==1.0\n", encoding="utf-8")
+    with pytest.raises(DependencyBundlingError):
+        PipLayerBundler(requirements).try_bundle(str(tmp_path / "out2"))
+
+
+def test_the_layer_requirements_pin_a_version_and_a_hash_for_every_package() -> None:
+    text = (REQUIREMENTS_DIR / "requirements.txt").read_text(encoding="utf-8").replace("\\\n", " ")
+    lines = [line.split("#")[0].strip() for line in text.splitlines()]
+    requirements = [line for line in lines if line]
+    assert requirements
+    for requirement in requirements:
+        assert re.match(r"^[A-Za-z0-9_.-]+==[\w.]+ (\s*--hash=sha256:[0-9a-f]{64})+$", requirement), requirement
 
 
 def test_bundler_failure_stops_synthesis_with_pip_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
