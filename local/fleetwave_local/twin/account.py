@@ -12,6 +12,10 @@ EVENTS_CAPTURE_RULE_NAME = "fleetwave-twin-events-capture"
 EVENTS_INBOX_NAME = "fleetwave-twin-events-inbox"
 # The queue subscribed to the summary topic: what notify published there, for the twin to read.
 SUMMARY_INBOX_NAME = "fleetwave-twin-summary-inbox"
+# Where Scheduler dead-letters timers it could not deliver (the stack's delivery DLQ).
+DELIVERY_DLQ_NAME = "fleetwave-delivery-dlq"
+# The operator the twin's starts and cancels are made by (the identity a function URL's request context carries).
+TWIN_OPERATOR_ARN = f"arn:aws:iam::{ACCOUNT}:user/twin-operator"
 
 
 def function_arn(key: str) -> str:

@@ -1,4 +1,5 @@
-"""Lambda's pollers, done by hand: the status queue to track_status, the table's stream to notify.
+"""Lambda's pollers, done by hand: the status queue to track_status, the table's stream to notify, the alarm queue
+to remediate.
 
 A poller retries as Lambda's event source mappings do (partial batch failures), and what notify publishes (SNS
 summaries, events on the fleetwave bus) is read from the twin's inbox queues into lists the twin shows.
@@ -14,18 +15,23 @@ from typing import Any
 from fleetwave.constants import STATUS_QUEUE_NAME
 
 from fleetwave_local.twin.account import ACCOUNT, REGION
+from fleetwave_local.twin.lambdas import sqs_event
 from fleetwave_local.twin.resources import Resources
 
 # Like the stack's stream event source mapping: a failing batch is retried this often, then given up.
 STREAM_RETRY_ATTEMPTS = 5
 
 Invoke = Callable[[str, dict[str, Any]], Any]
+# remediate on an alarm-queue batch: (its answer, what it decided for each message it handled)
+Remediate = Callable[[dict[str, Any]], tuple[dict[str, Any], list[dict[str, Any]]]]
 
 
 class Delivery:
-    """Delivers to the functions (through `invoke`) what the twin's queue and stream hold, until both are empty.
+    """Delivers to the functions (through `invoke`, and `remediate` for the alarm queue) what the twin's queues and
+    stream hold, until all are empty.
 
-    `summaries`, `events` and `errors` are the twin's lists: what notify published, and what the handlers failed.
+    `summaries`, `events`, `remediations` and `errors` are the twin's lists: what notify published, what remediate
+    decided, and what the handlers failed.
     """
 
     def __init__(
@@ -33,28 +39,33 @@ class Delivery:
         plumbing: Callable[[str], Any],
         resources: Resources,
         invoke: Invoke,
+        remediate: Remediate,
         *,
         rng: random.Random,
         shuffle: bool,
         summaries: list[dict[str, Any]],
         events: list[dict[str, Any]],
+        remediations: list[dict[str, Any]],
         errors: list[str],
     ) -> None:
         self._plumbing = plumbing
         self._resources = resources
         self._invoke = invoke
+        self._remediate = remediate
         self._rng = rng
         self._shuffle = shuffle
         self._summaries = summaries
         self._events = events
+        self._remediations = remediations
         self._errors = errors
         self._shard_iterators: dict[str, str] = {}
+        self._failed_alarm_messages: list[str] = []
 
     def deliver(self) -> int:
-        """Feed the status queue and the table's stream to their functions until both are empty."""
+        """Feed the status queue, the table's stream and the alarm queue to their functions until all are empty."""
         delivered = 0
         for _ in range(10_000):
-            moved = self._deliver_status_queue() + self._deliver_stream()
+            moved = self._deliver_status_queue() + self._deliver_stream() + self._deliver_alarm_queue()
             delivered += moved
             if not moved:
                 return delivered
@@ -76,22 +87,7 @@ class Delivery:
             self._rng.shuffle(messages)  # SQS standard queues keep no order
         for start in range(0, len(messages), 10):
             batch = messages[start : start + 10]
-            event = {
-                "Records": [
-                    {
-                        "messageId": m["MessageId"],
-                        "receiptHandle": m["ReceiptHandle"],
-                        "body": m["Body"],
-                        "attributes": m.get("Attributes", {}),
-                        "messageAttributes": {},
-                        "md5OfBody": m.get("MD5OfBody", ""),
-                        "eventSource": "aws:sqs",
-                        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STATUS_QUEUE_NAME}",
-                        "awsRegion": REGION,
-                    }
-                    for m in batch
-                ]
-            }
+            event = sqs_event(batch, f"arn:aws:sqs:{REGION}:{ACCOUNT}:{STATUS_QUEUE_NAME}")
             response = self._invoke("track_status", event)
             failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
             done = [m for m in batch if m["MessageId"] not in failed]
@@ -112,6 +108,45 @@ class Delivery:
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                 )
         return len(messages)
+
+    def redeliver_alarm_queue(self) -> int:
+        """Messages whose handling failed come back once their visibility timeout lapses: now, in the twin."""
+        return self._deliver_alarm_queue(include_failed=True)
+
+    def _deliver_alarm_queue(self, *, include_failed: bool = False) -> int:
+        """Lambda's SQS poller for remediate: batches of up to 10; a failed message stays for a later delivery."""
+        sqs = self._plumbing("sqs")
+        url = self._resources.alarm_queue_url
+        if include_failed:
+            self._release_failed_alarm_messages()
+        delivered = 0
+        while True:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+                "Messages", []
+            )
+            if not batch:
+                return delivered
+            response, decided = self._remediate(sqs_event(batch, self._resources.alarm_queue_arn))
+            self._remediations.extend(decided)
+            failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+            if failed:
+                self._errors.append(f"remediate: {len(failed)} message(s) to retry")
+                self._failed_alarm_messages.extend(m["ReceiptHandle"] for m in batch if m["MessageId"] in failed)
+            done = [m for m in batch if m["MessageId"] not in failed]
+            if done:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                )
+            delivered += len(batch)
+
+    def _release_failed_alarm_messages(self) -> None:
+        handles, self._failed_alarm_messages = self._failed_alarm_messages, []
+        if handles:
+            self._plumbing("sqs").change_message_visibility_batch(
+                QueueUrl=self._resources.alarm_queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles)],
+            )
 
     def _deliver_stream(self) -> int:
         streams = self._plumbing("dynamodbstreams")

@@ -1,9 +1,11 @@
-"""The AWS-owned Command documents the examples use, as moto lacks them: same names, same parameters."""
+"""The Command documents of the twin's account: the AWS-owned ones the examples use (moto lacks them: same names,
+same parameters), and the ones the stack ships (fleetwave.documents)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
 
 AWS_DOCUMENTS: dict[str, dict[str, Any]] = {
     "AWS-RunShellScript": {
@@ -64,6 +66,7 @@ AWS_DOCUMENTS: dict[str, dict[str, Any]] = {
 }
 
 
-def seed_documents(ssm: Any) -> None:
-    for name, content in AWS_DOCUMENTS.items():
+def seed_documents(ssm: Any, documents: dict[str, dict[str, Any]] | None = None) -> None:
+    """Create ``documents`` (default: the AWS-owned ones above) as Command documents."""
+    for name, content in (AWS_DOCUMENTS if documents is None else documents).items():
         ssm.create_document(Name=name, Content=json.dumps(content), DocumentType="Command", DocumentFormat="JSON")

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from fleetwave.constants import RECONCILE_EVERY_MINUTES
+from fleetwave.constants import DEFAULT_MANAGED_TAG_KEY, DEFAULT_MANAGED_TAG_VALUE, RECONCILE_EVERY_MINUTES
+
+from fleetwave_local.twin.account import TWIN_OPERATOR_ARN
 
 
 @dataclass
@@ -33,3 +35,11 @@ class TwinOptions:
     # Slack: the webhook URL the twin's secret holds (loopback only), as the plain URL or as JSON {"webhook_url": ..}.
     slack_webhook_url: str | None = field(default=None, repr=False)  # a credential: kept out of reprs and logs
     slack_secret_json: bool = False
+    # The tag every simulated node carries and the functions require (fleetwave:instanceTagCondition); None: none.
+    managed_tag: dict[str, str] | None = field(
+        default_factory=lambda: {DEFAULT_MANAGED_TAG_KEY: DEFAULT_MANAGED_TAG_VALUE}
+    )
+    # fleetwave:sessionTermination (the twin simulates every session mode by default).
+    session_termination: bool = True
+    # Who the twin's operator requests come from.
+    operator_arn: str = TWIN_OPERATOR_ARN

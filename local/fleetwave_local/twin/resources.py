@@ -1,5 +1,6 @@
 """What the stack creates, created in moto: the ledger table and its stream, the status queue, topic and rule, the bus,
-the summary topic, the schedule group, AWS's documents; and the twin's own inboxes that observe what notify publishes.
+the summary topic, the alarm queue, the schedule group and its DLQ, AWS's documents and those the stack ships; and the
+twin's own inboxes that observe what notify publishes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetwave.constants import (
+    ALARM_DLQ_NAME,
+    ALARM_QUEUE_NAME,
     EVENT_BUS_NAME,
     FLEETWAVE_EVENT_PATTERN,
     GSI_BY_INSTANCE,
@@ -33,10 +36,12 @@ from fleetwave.constants import (
     SUMMARY_TOPIC_NAME,
     TABLE_NAME,
 )
+from fleetwave.documents import shipped_documents
 from fleetwave.settings import Settings
 
 from fleetwave_local.twin.account import (
     ACCOUNT,
+    DELIVERY_DLQ_NAME,
     EVENTS_CAPTURE_RULE_NAME,
     EVENTS_INBOX_NAME,
     REGION,
@@ -61,6 +66,9 @@ class Resources:
     scheduler_role_arn: str
     events_inbox_url: str = ""
     slack_secret_name: str = ""
+    alarm_queue_url: str = ""
+    alarm_queue_arn: str = ""
+    delivery_dlq_arn: str = ""
 
 
 def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Resources:
@@ -136,12 +144,32 @@ def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Re
             value = json.dumps({"webhook_url": url}) if options.slack_secret_json else url
             plumbing("secretsmanager").create_secret(Name=SLACK_SECRET_NAME, SecretString=value)
             slack_secret_name = SLACK_SECRET_NAME
+        alarm_dlq_url = sqs.create_queue(QueueName=ALARM_DLQ_NAME)["QueueUrl"]
+        alarm_dlq_arn = sqs.get_queue_attributes(QueueUrl=alarm_dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        alarm_queue_url = sqs.create_queue(
+            QueueName=ALARM_QUEUE_NAME,
+            Attributes={
+                "VisibilityTimeout": "360",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": alarm_dlq_arn, "maxReceiveCount": "50"}),
+            },
+        )["QueueUrl"]
+        alarm_queue_arn = sqs.get_queue_attributes(QueueUrl=alarm_queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        delivery_dlq_url = sqs.create_queue(QueueName=DELIVERY_DLQ_NAME)["QueueUrl"]
+        delivery_dlq_arn = sqs.get_queue_attributes(QueueUrl=delivery_dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
     summary_topic = sns.create_topic(Name=SUMMARY_TOPIC_NAME)["TopicArn"]
     inbox_url = sqs.create_queue(QueueName=SUMMARY_INBOX_NAME)["QueueUrl"]
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=summary_topic, Protocol="sqs", Endpoint=inbox_arn)
     plumbing("scheduler").create_schedule_group(Name=SCHEDULER_GROUP_NAME)
     seed_documents(plumbing("ssm"))
+    with _moto_random_untouched():
+        seed_documents(plumbing("ssm"), shipped_documents())
     return Resources(
         table_name=TABLE_NAME,
         stream_arn=stream_arn,
@@ -154,11 +182,15 @@ def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Re
         scheduler_role_arn=f"arn:aws:iam::{ACCOUNT}:role/fleetwave-scheduler",
         events_inbox_url=events_inbox_url,
         slack_secret_name=slack_secret_name,
+        alarm_queue_url=alarm_queue_url,
+        alarm_queue_arn=alarm_queue_arn,
+        delivery_dlq_arn=delivery_dlq_arn,
     )
 
 
-def function_settings(resources: Resources, options: TwinOptions) -> Settings:
-    """The settings every function of the twin runs with (its environment, as the stack would set it)."""
+def function_settings(resources: Resources, options: TwinOptions, scheduled_specs: dict[str, str]) -> Settings:
+    """The settings every function of the twin runs with (its environment, as the stack would set it);
+    ``scheduled_specs``: spec name -> digest of each spec the twin registered as scheduled."""
     r = resources
     return Settings(
         TABLE_NAME=r.table_name,
@@ -173,6 +205,12 @@ def function_settings(resources: Resources, options: TwinOptions) -> Settings:
         SLACK_SECRET_NAME=r.slack_secret_name,
         AWS_REGION=REGION,
         REMEDIATION_RULES=json.dumps(options.remediation_rules),
+        MANAGED_NODE_TAG=dict(options.managed_tag or {}),
+        SESSION_TERMINATION=options.session_termination,
+        ALARM_QUEUE_ARN=r.alarm_queue_arn,
+        VERIFY_SCHEDULER_ROLE_ARN=f"arn:aws:iam::{ACCOUNT}:role/fleetwave-verify-scheduler",
+        TIMER_DLQ_ARN=r.delivery_dlq_arn,
+        SCHEDULED_SPECS=dict(scheduled_specs),
     )
 
 

@@ -1,7 +1,8 @@
 """EventBridge Scheduler's one-time schedules (bake timers), fired on the virtual clock.
 
-Scheduler invokes the target function with the schedule's input at the schedule's `at(...)` time, then deletes the
-schedule (ActionAfterCompletion DELETE); the twin does the same when its clock reaches that time.
+Scheduler invokes the target function (or, for a queue target, sends the input to the queue) with the schedule's
+input at the schedule's `at(...)` time, then deletes the schedule (ActionAfterCompletion DELETE); the twin does the
+same when its clock reaches that time.
 """
 
 from __future__ import annotations
@@ -55,9 +56,14 @@ class Schedules:
             if at > self._now():
                 break
             target = schedule["Target"]
-            name = FUNCTION_KEYS[target["Arn"].rsplit(":", 1)[-1]]
             # Scheduler deletes a one-time schedule after it runs (ActionAfterCompletion DELETE).
             scheduler.delete_schedule(Name=schedule["Name"], GroupName=SCHEDULER_GROUP_NAME)
-            self._invoke(name, json.loads(target.get("Input") or "{}"))
+            if target["Arn"].startswith("arn:aws:sqs:"):
+                # A queue target (verification timers): the input becomes a message on that queue.
+                sqs = self._plumbing("sqs")
+                queue_url = sqs.get_queue_url(QueueName=target["Arn"].rsplit(":", 1)[-1])["QueueUrl"]
+                sqs.send_message(QueueUrl=queue_url, MessageBody=target.get("Input") or "{}")
+            else:
+                self._invoke(FUNCTION_KEYS[target["Arn"].rsplit(":", 1)[-1]], json.loads(target.get("Input") or "{}"))
             fired += 1
         return fired

@@ -27,12 +27,13 @@ import boto3
 from fleetwave.adapters.ledger import Ledger, forget_placements
 from fleetwave.constants import TABLE_NAME
 from fleetwave.core.model import Rollout, Wave
+from fleetwave.core.spec import parse_spec, spec_digest
 from fleetwave.settings import Settings
 
 from fleetwave_local.twin.account import ACCOUNT, REGION, alarm_arn
 from fleetwave_local.twin.alarms import alarm_state_change_event
 from fleetwave_local.twin.delivery import Delivery
-from fleetwave_local.twin.lambdas import invoke_handler
+from fleetwave_local.twin.lambdas import function_url_event, invoke_handler, process_alarm_batch
 from fleetwave_local.twin.moto_patches import fast_transactions
 from fleetwave_local.twin.options import TwinOptions
 from fleetwave_local.twin.resources import create_resources, function_settings
@@ -83,11 +84,14 @@ class Twin:
     handler_errors: list[str] = field(default_factory=list)
     # Every event notify put on the fleetwave bus, as a rule on the bus delivered it to an SQS queue.
     events: list[dict[str, Any]] = field(default_factory=list)
+    # What remediate decided for each alarm-queue message it handled (its log lines, as dicts).
+    remediations: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stack = ExitStack()
         self._rng = random.Random(f"{self.options.seed}:twin")
         self._plumbing_clients: dict[str, Any] = {}
+        self._scheduled_specs: dict[str, str] = {}
 
     # ------------------------------------------------------------------ set-up
     def __enter__(self) -> Twin:
@@ -153,10 +157,12 @@ class Twin:
             self.plumbing,
             self.resources,
             self.invoke,
+            lambda event: process_alarm_batch(event, self.deps),
             rng=self._rng,
             shuffle=self.options.shuffle,
             summaries=self.summaries,
             events=self.events,
+            remediations=self.remediations,
             errors=self.handler_errors,
         )
         self._schedules = Schedules(self.plumbing, self.invoke, self.clock.now)
@@ -179,7 +185,7 @@ class Twin:
         return self._plumbing_clients[service]
 
     def settings(self) -> Settings:
-        return function_settings(self.resources, self.options)
+        return function_settings(self.resources, self.options, self._scheduled_specs)
 
     def _build_deps(self) -> Any:
         from fleetwave.adapters.aws import client
@@ -194,7 +200,8 @@ class Twin:
 
     # ------------------------------------------------------------------ fleet and documents
     def add_nodes(self, n: int, *, tags: dict[str, str] | None = None, ec2: bool = True) -> list[str]:
-        return list(self.sim.add_nodes(n, tags=tags, ec2=ec2))
+        """Managed nodes carrying ``tags`` and, like every node fleetwave may reach by default, the managed tag."""
+        return list(self.sim.add_nodes(n, tags={**(self.options.managed_tag or {}), **(tags or {})}, ec2=ec2))
 
     def create_document(self, name: str, content: dict[str, Any], document_type: str = "Command") -> None:
         self.plumbing("ssm").create_document(
@@ -244,8 +251,31 @@ class Twin:
         return alarm_state_change_event(alarm_name, **kwargs)
 
     def alarm(self, alarm_name: str, **kwargs: Any) -> dict[str, Any]:
-        """EventBridge delivers an alarm state change to remediate (the alarm rule's target); returns its answer."""
-        result: dict[str, Any] = self.invoke("remediate", self.alarm_event(alarm_name, **kwargs))
+        """CloudWatch's alarm state change, as the alarm rule (this account and region only) delivers it to the alarm
+        queue; returns what remediate decided. An event the rule's pattern would not match never reaches the queue."""
+        event = self.alarm_event(alarm_name, **kwargs)
+        if (event["account"], event["region"]) != (ACCOUNT, REGION):
+            return {"outcome": "not delivered", "reason": "the alarm rule matches this account and region only"}
+        return self.remediate(event)
+
+    def remediate(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Put a message on the alarm queue (as the rule, a verification timer, or anyone allowed sqs:SendMessage
+        would), let remediate handle the queue, and return what it decided for that message."""
+        handled = len(self.remediations)
+        self.plumbing("sqs").send_message(QueueUrl=self.resources.alarm_queue_url, MessageBody=json.dumps(message))
+        self.deliver()
+        decided = self.remediations[handled:]
+        return decided[0] if decided else {"outcome": "retry", "reason": "the message failed; SQS will redeliver it"}
+
+    def redeliver_alarm_queue(self) -> int:
+        """Messages whose handling failed come back once their visibility timeout lapses: now, in the twin."""
+        return self._delivery.redeliver_alarm_queue()
+
+    def schedule_start(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Scheduler fires a schedule of ``spec`` (which the stack would then know by its digest)."""
+        self._scheduled_specs[spec["name"]] = spec_digest(parse_spec(spec))
+        self.deps.settings = self.settings()
+        result: dict[str, Any] = self.invoke("start_rollout", {"spec": spec})
         self.deliver()
         return result
 
@@ -253,19 +283,26 @@ class Twin:
     def invoke(self, name: str, event: dict[str, Any]) -> Any:
         return invoke_handler(name, event, self.deps)
 
-    def start(self, spec: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self.invoke("start_rollout", {"trigger": "twin", "spec": spec})
+    def operator_request(
+        self, method: str, path: str, body: Any = None, *, caller_arn: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """A request to the operator function URL, as Lambda passes it on after AWS_IAM auth: (status, JSON body)."""
+        caller = self.options.operator_arn if caller_arn is None else caller_arn
+        event = function_url_event(method, path, body, caller_arn=caller)
+        response = self.invoke("operator", event)
         self.deliver()
-        return result
+        return int(response["statusCode"]), json.loads(response.get("body") or "{}")
 
-    def cancel(self, rollout_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.invoke("cancel_rollout", {"rollout_id": rollout_id})
-        self.deliver()
-        return result
+    def start(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """An operator starts ``spec`` through the operator entry point; returns its answer."""
+        return self.operator_request("POST", "/rollouts", {"spec": spec})[1]
+
+    def cancel(self, rollout_id: str, reason: str = "cancelled by operator") -> dict[str, Any]:
+        return self.operator_request("POST", f"/rollouts/{rollout_id}/cancel", {"reason": reason})[1]
 
     # ------------------------------------------------------------------ the cloud's glue
     def deliver(self) -> int:
-        """Feed the status queue and the table's stream to their functions until both are empty."""
+        """Feed the status queue, the table's stream and the alarm queue to their functions until all are empty."""
         return self._delivery.deliver()
 
     def collect_notifications(self) -> None:
