@@ -159,3 +159,11 @@ def test_api_calls_of_session_and_connection_checks_per_rollout():
         assert total["ssm:DescribeSessions"] == 4
         assert total["ssm:GetConnectionStatus"] == 10
         assert total["ssm:SendCommand"] == 3
+
+
+def test_a_spec_asking_to_end_sessions_is_rejected_unless_the_deployment_allows_it() -> None:
+    with Twin(TwinOptions(seed=62, session_termination=False)) as twin:
+        twin.add_nodes(1, tags={"env": "test"})
+        spec = shell_spec(name="ender", sessions={"mode": "terminate_older_than", "older_than": "1h"})
+        status, answer = twin.operator_request("POST", "/rollouts", {"spec": spec})
+        assert status == 422 and "fleetwave:sessionTermination" in answer["problems"][-1]
