@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cli_support import Result
@@ -15,11 +14,11 @@ Cli = Callable[..., Result]
 
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    """``cli("simulate", "spec.yaml", invoker=..., sleep=...)`` -> Result(code, stdout, stderr)."""
+    """``cli("simulate", "spec.yaml", sleep=...)`` -> Result(code, stdout, stderr)."""
 
-    def invoke(*args: str, invoker: Any = None, sleep: Callable[[float], None] | None = None) -> Result:
+    def invoke(*args: str, sleep: Callable[[float], None] | None = None) -> Result:
         capsys.readouterr()
-        code = run([str(a) for a in args], invoker=invoker, sleep=sleep)
+        code = run([str(a) for a in args], sleep=sleep)
         captured = capsys.readouterr()
         return Result(code, captured.out, captured.err)
 

@@ -38,7 +38,7 @@ SPEC_COMMANDS = [
     ("validate",),
     ("plan", "--simulate"),
     ("simulate",),
-    ("start", "--table", "t", "--start-function", "f"),
+    ("start", "--table", "t", "--operator-url", "https://abc.lambda-url.us-east-1.on.aws"),
 ]
 
 
@@ -171,8 +171,9 @@ def test_the_report_path_must_be_writable_before_the_run(cli: Any, tmp_path: Pat
         ("status", "20260101T000000-abcdef", "--table", "fleetwave-ledger"),
         ("list", "--table", "fleetwave-ledger"),
         ("history", "i-0123456789abcdef0", "--table", "fleetwave-ledger"),
-        ("cancel", "20260101T000000-abcdef", "--cancel-function", "fleetwave-cancel"),
-        ("start", SHELL, "--start-function", "fleetwave-start"),
+        # The operator URL on the same closed port
+        ("cancel", "20260101T000000-abcdef", "--operator-url", "http://127.0.0.1:9"),
+        ("start", SHELL, "--operator-url", "http://127.0.0.1:9"),
         ("status", "20260101T000000-abcdef"),  # resources from the stack's outputs: CloudFormation unreachable
         ("plan", SHELL),
     ],

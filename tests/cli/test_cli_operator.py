@@ -1,38 +1,39 @@
-"""Operator commands against moto: the ledger table the twin created, and the real handlers invoked in process.
+"""Operator commands against moto: the ledger table the twin created, and the real operator handler behind a
+loopback "function URL".
 
-moto cannot run Lambda code without Docker, so ``start`` and ``cancel`` get an invoker that runs the real handler
-with the twin's adapters (``TwinInvoker``); everything the commands read comes from moto's DynamoDB through the
-command's own boto3 clients.
+``start`` and ``cancel`` send HTTPS-style requests signed with SigV4 by the command's own credentials; the loopback
+server (``OperatorServer``) recomputes each signature with botocore as AWS_IAM auth does, then runs the real
+operator handler with the twin's adapters and the caller's ARN in the request context. Everything the commands read
+comes from moto's DynamoDB through the command's own boto3 clients.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from cli_support import SHELL, TwinInvoker, deployed_name, flags, no_traceback, total, write_spec
-from fleetwave.constants import OUTPUT_CANCEL_FUNCTION, OUTPUT_START_FUNCTION, OUTPUT_TABLE_NAME, TABLE_NAME
-from fleetwave.errors import NotFoundError
+from cli_support import SHELL, OperatorServer, SignatureError, flags, no_traceback, total, verify_sigv4, write_spec
+from fleetwave.constants import OUTPUT_OPERATOR_URL, OUTPUT_TABLE_NAME, TABLE_NAME
 from fleetwave_local.cli.operator import (
     Aws,
+    AwsConfigError,
     AwsOptions,
     AwsUnavailableError,
-    FunctionFailedError,
-    LambdaInvoker,
+    SignedOperatorClient,
     resolve_resources,
 )
-from fleetwave_local.twin import Twin, TwinOptions
+from fleetwave_local.twin import ACCOUNT, Twin, TwinOptions
 
-START = deployed_name("start_rollout")
-CANCEL = deployed_name("cancel_rollout")
 TABLE = flags(table=TABLE_NAME)
 FLEET = 12
+# The twin's credentials (AWS_ACCESS_KEY_ID=testing) belong, for the loopback function URL, to this principal.
+OPERATOR = f"arn:aws:sts::{ACCOUNT}:assumed-role/platform-oncall/jane"
 
 
 @pytest.fixture(scope="module")
@@ -42,39 +43,93 @@ def twin() -> Iterator[Twin]:
         yield twin
 
 
+# The operator's credentials (what IAM knows of them: the loopback URL checks signatures with this secret).
+KEY, SECRET, TOKEN = "ASIAOPERATOREXAMPLE", "operator-secret-key", "operator-session-token"
+
+
+def session_credentials() -> tuple[str, str]:
+    return KEY, SECRET
+
+
+def as_operator(patch: pytest.MonkeyPatch) -> None:
+    """The CLI signs with the operator's credentials (set per test: other modules' twins reset the environment)."""
+    patch.setenv("AWS_ACCESS_KEY_ID", KEY)
+    patch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    patch.setenv("AWS_SESSION_TOKEN", TOKEN)
+    patch.setenv("AWS_SECURITY_TOKEN", TOKEN)
+
+
+@pytest.fixture(autouse=True)
+def operator_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    as_operator(monkeypatch)
+
+
 @pytest.fixture(scope="module")
-def finished(twin: Twin) -> dict[str, Any]:
+def server(twin: Twin) -> Iterator[OperatorServer]:
+    with OperatorServer(twin, {KEY: (SECRET, OPERATOR)}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def url(server: OperatorServer) -> list[str]:
+    return flags(operator_url=server.url)
+
+
+@pytest.fixture(scope="module")
+def finished(twin: Twin, server: OperatorServer, url: list[str]) -> dict[str, Any]:
     """A rollout started with ``start --watch``, run to its end; its JSON document."""
     from fleetwave_local.cli import run
 
-    invoker = TwinInvoker(twin)
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:
         # Instead of waiting in real time, let the twin run the rollout (virtual time) to its end.
         sleeps.append(seconds)
-        twin.run(invoker.results[0]["rollout_id"])
+        twin.run(server.answers[0][1]["rollout_id"])
 
-    argv = ["start", str(SHELL), "--watch", "--json", "--interval", "30", *TABLE, *flags(start_function=START)]
+    argv = ["start", str(SHELL), "--watch", "--json", "--interval", "30", *TABLE, *url]
     buffer = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
+        as_operator(patch)
         patch.setattr("sys.stdout", buffer)
-        code = run(argv, invoker=invoker, sleep=sleep)
+        code = run(argv, sleep=sleep)
     document: dict[str, Any] = json.loads(buffer.getvalue())
     document["_code"] = code
     document["_sleeps"] = sleeps
-    document["_calls"] = invoker.calls
+    document["_requests"] = list(server.requests)
     return document
 
 
-def test_start_watch_invokes_start_rollout_and_exits_with_the_final_state(finished: dict[str, Any]) -> None:
-    assert finished["_calls"][0][0] == START
-    payload = finished["_calls"][0][1]
-    assert payload["trigger"] == "cli" and payload["spec"]["name"] == "web-log-rotate"
+def test_start_watch_sends_a_signed_start_and_exits_with_the_final_state(finished: dict[str, Any]) -> None:
+    [(method, path, body)] = finished["_requests"][:1]
+    # Only the spec travels: who starts is what AWS authenticated, the trigger is the path's
+    assert (method, path, set(body)) == ("POST", "/rollouts", {"spec"}) and body["spec"]["name"] == "web-log-rotate"
     assert finished["_sleeps"] == [30]  # polled once while RUNNING, then saw the end
     assert finished["state"] == "SUCCEEDED" and finished["_code"] == 0 == finished["exit_code"]
-    assert finished["trigger"] == "cli"
+    assert finished["trigger"] == "operator" and finished["started_by"] == OPERATOR
     assert finished["counts"]["Success"] == finished["target_count"] == FLEET
+
+
+def test_the_cli_signs_with_sigv4_for_lambda_and_a_changed_request_no_longer_verifies(twin: Twin) -> None:
+    client = SignedOperatorClient(Aws(AwsOptions(region="us-east-1")), "https://abc.lambda-url.eu-west-1.on.aws/")
+    request = client.signed("POST", "/rollouts", {"spec": {"name": "x"}})
+    headers = dict(request.headers.items())
+    # Signed for the URL's region and the lambda service, with the session token
+    assert "/eu-west-1/lambda/aws4_request" in headers["Authorization"]
+    assert headers["X-Amz-Security-Token"] == os.environ["AWS_SESSION_TOKEN"] == TOKEN
+    url, body = request.url, request.body
+    key, secret = session_credentials()
+    assert verify_sigv4("POST", url, headers, body, {key: secret}, service="lambda") == key
+    for changed in (
+        ("POST", url, headers, body.replace(b'"x"', b'"y"'), {key: secret}),
+        ("POST", url.replace("/rollouts", "/rollouts/r/cancel"), headers, body, {key: secret}),
+        ("POST", url, headers, body, {key: "another secret"}),
+    ):
+        with pytest.raises(SignatureError):
+            verify_sigv4(*changed, service="lambda")
+    # Plain http is for loopback only
+    with pytest.raises(AwsConfigError, match="not an https URL"):
+        SignedOperatorClient(Aws(AwsOptions(region="us-east-1")), "http://abc.lambda-url.eu-west-1.on.aws/")
 
 
 def test_status_reads_the_ledger(cli: Any, finished: dict[str, Any]) -> None:
@@ -89,6 +144,8 @@ def test_status_reads_the_ledger(cli: Any, finished: dict[str, Any]) -> None:
 
     text = cli("status", finished["rollout_id"], *TABLE)
     assert text.code == 0 and "SUCCEEDED" in text.out and "web-log-rotate" in text.out
+    # Who started it, as AWS authenticated them
+    assert doc["started_by"] == OPERATOR and f"started by {OPERATOR} (operator)" in " ".join(text.out.split())
 
 
 def test_watch_of_an_ended_rollout_returns_its_exit_code_at_once(cli: Any, finished: dict[str, Any]) -> None:
@@ -126,31 +183,46 @@ def test_history_lists_every_rollout_that_touched_a_node(cli: Any, twin: Twin, f
     assert cli("history", "i-0000000000000000a", "--json", *TABLE).json()["invocations"] == []
 
 
-def test_cancel_stops_a_running_rollout(cli: Any, twin: Twin, tmp_path: Path, finished: dict[str, Any]) -> None:
+def test_cancel_stops_a_running_rollout_and_records_who_did(
+    cli: Any, twin: Twin, tmp_path: Path, server: OperatorServer, url: list[str], finished: dict[str, Any]
+) -> None:
     spec = write_spec(tmp_path, SHELL.read_text().replace("name: web-log-rotate", "name: web-log-rotate-2"))
-    invoker = TwinInvoker(twin)
-    started = cli("start", spec, "--json", *TABLE, *flags(start_function=START), invoker=invoker)
+    started = cli("start", spec, "--json", *TABLE, *url)
     assert started.code == 0, started.err
     rollout_id = started.json()["rollout_id"]
     assert started.json()["state"] == "RUNNING"
 
-    cancelled = cli("cancel", rollout_id, *TABLE, *flags(cancel_function=CANCEL), invoker=invoker)
+    cancelled = cli("cancel", rollout_id, *TABLE, *url)
 
     assert cancelled.code == 0, cancelled.err
     assert "CANCELLED" in cancelled.out
-    assert invoker.calls[-1] == (CANCEL, {"rollout_id": rollout_id, "reason": "cancelled by operator"})
+    assert server.requests[-1] == ("POST", f"/rollouts/{rollout_id}/cancel", {"reason": "cancelled by operator"})
     twin.run(rollout_id)  # in-flight invocations settle; the ledger records what really happened
     watched = cli("watch", rollout_id, "--json", *TABLE)
     assert watched.code == 2 and watched.json()["state"] == "CANCELLED"
-    again = cli("cancel", rollout_id, *TABLE, *flags(cancel_function=CANCEL), invoker=invoker)
+    assert watched.json()["cancelled_by"] == OPERATOR
+    status = cli("status", rollout_id, *TABLE)
+    assert f"cancelled by {OPERATOR}" in " ".join(status.out.split()), status.out
+    again = cli("cancel", rollout_id, *TABLE, *url)
     assert again.code == 0 and "already ended" in again.err
 
 
-def test_watch_gives_up_after_its_timeout(cli: Any, twin: Twin, tmp_path: Path, finished: dict[str, Any]) -> None:
+def test_a_request_signed_with_the_wrong_secret_is_refused_exit_77(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, url: list[str]
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    result = cli("start", SHELL, *url)
+    no_traceback(result)
+    assert result.code == 77 and "AWS denied the call (403" in result.err
+
+
+def test_watch_gives_up_after_its_timeout(
+    cli: Any, twin: Twin, tmp_path: Path, url: list[str], finished: dict[str, Any]
+) -> None:
     spec = write_spec(tmp_path, SHELL.read_text().replace("name: web-log-rotate", "name: web-log-rotate-3"))
-    started = cli("start", spec, "--json", *TABLE, *flags(start_function=START), invoker=TwinInvoker(twin))
+    started = cli("start", spec, "--json", *TABLE, *url)
     rollout_id = started.json()["rollout_id"]
-    again = cli("start", spec, *TABLE, *flags(start_function=START), invoker=TwinInvoker(twin))
+    again = cli("start", spec, *TABLE, *url)
     assert again.code == 75 and "web-log-rotate-3 not started" in again.err  # one rollout per spec at a time
 
     # Nothing moves the twin's virtual clock: the rollout stays RUNNING while watch polls in real time.
@@ -163,10 +235,10 @@ def test_watch_gives_up_after_its_timeout(cli: Any, twin: Twin, tmp_path: Path, 
     twin.run(rollout_id)
 
 
-def test_start_shows_the_rejection_problems(cli: Any, twin: Twin, tmp_path: Path) -> None:
+def test_start_shows_the_rejection_problems(cli: Any, twin: Twin, tmp_path: Path, url: list[str]) -> None:
     spec = write_spec(tmp_path, SHELL.read_text().replace("Role: [web]", "Role: [nobody]"))
 
-    result = cli("start", spec, *TABLE, *flags(start_function=START), invoker=TwinInvoker(twin))
+    result = cli("start", spec, *TABLE, *url)
 
     no_traceback(result)
     assert result.code == 65
@@ -187,13 +259,15 @@ def test_plan_resolves_the_targets_with_boto3_and_dispatches_nothing(cli: Any, t
     assert text.code == 0 and "12 targets in 3 waves" in text.out
 
 
-def test_unknown_rollouts_exit_66(cli: Any, twin: Twin) -> None:
+def test_unknown_rollouts_exit_66(cli: Any, twin: Twin, url: list[str]) -> None:
     for args in (
         ("status", "20990101T000000-000000", *TABLE),
         ("watch", "20990101T000000-000000", *TABLE),
-        ("cancel", "20990101T000000-000000", *TABLE, *flags(cancel_function=CANCEL)),
+        ("cancel", "20990101T000000-000000", *TABLE, *url),
+        # Without the table, the operator function answers 404
+        ("cancel", "20990101T000000-000000", *url),
     ):
-        result = cli(*args, invoker=TwinInvoker(twin))
+        result = cli(*args)
         no_traceback(result)
         assert result.code == 66, (args, result.err)
         assert "no rollout '20990101T000000-000000'" in result.err
@@ -205,10 +279,10 @@ def test_a_missing_table_exits_69(cli: Any, twin: Twin) -> None:
     assert result.code == 69 and "table no-such-table" in result.err
 
 
-def test_a_missing_function_exits_69_with_the_default_invoker(cli: Any, twin: Twin) -> None:
-    result = cli("start", SHELL, *flags(start_function="fleetwave-no-such-function"))
+def test_an_unreachable_operator_url_exits_69(cli: Any, twin: Twin) -> None:
+    result = cli("start", SHELL, *flags(operator_url="http://127.0.0.1:9/"))
     no_traceback(result)
-    assert result.code == 69 and "fleetwave-no-such-function" in result.err
+    assert result.code == 69 and "operator URL http://127.0.0.1:9: AWS unreachable" in result.err
 
 
 # ----------------------------------------------------------------------------- stack outputs, Lambda responses
@@ -217,16 +291,15 @@ def test_resources_come_from_the_stack_outputs_unless_a_flag_names_them(twin: Tw
     cloudformation = aws.client("cloudformation")
     outputs = [
         {"OutputKey": OUTPUT_TABLE_NAME, "OutputValue": "ledger-from-stack"},
-        {"OutputKey": OUTPUT_START_FUNCTION, "OutputValue": "start-from-stack"},
-        {"OutputKey": OUTPUT_CANCEL_FUNCTION, "OutputValue": "cancel-from-stack"},
+        {"OutputKey": OUTPUT_OPERATOR_URL, "OutputValue": "https://abc.lambda-url.us-east-1.on.aws/"},
     ]
     stack = {"StackName": "fleetwave", "CreationTime": "2026-01-01T00:00:00Z", "StackStatus": "CREATE_COMPLETE"}
     with Stubber(cloudformation) as stub:
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "Outputs": outputs}]}, {"StackName": "fleetwave"})
-        found = resolve_resources(aws, needs=("table", "start_function"), optional=("cancel_function",))
+        found = resolve_resources(aws, needs=("operator_url",), optional=("table",))
         stub.add_response("describe_stacks", {"Stacks": [{**stack, "Outputs": outputs[:1]}]}, {"StackName": "mine"})
-        with pytest.raises(AwsUnavailableError, match=f"no output {OUTPUT_START_FUNCTION}: pass --start-function"):
-            resolve_resources(aws, needs=("start_function",), stack_name="mine")
+        with pytest.raises(AwsUnavailableError, match=f"no output {OUTPUT_OPERATOR_URL}: pass --operator-url"):
+            resolve_resources(aws, needs=("operator_url",), stack_name="mine")
         stub.add_client_error(
             "describe_stacks", "ValidationError", "Stack with id gone does not exist", http_status_code=400
         )
@@ -234,11 +307,7 @@ def test_resources_come_from_the_stack_outputs_unless_a_flag_names_them(twin: Tw
             resolve_resources(aws, needs=("table",), stack_name="gone")
         stub.assert_no_pending_responses()
 
-    assert (found.table, found.start_function, found.cancel_function) == (
-        "ledger-from-stack",
-        "start-from-stack",
-        "cancel-from-stack",
-    )
+    assert (found.table, found.operator_url) == ("ledger-from-stack", "https://abc.lambda-url.us-east-1.on.aws/")
     flagged = resolve_resources(aws, needs=("table",), table="mine")  # no CloudFormation call at all
     assert flagged.table == "mine" and flagged.source == "flags"
 
@@ -249,7 +318,7 @@ def test_the_cli_reads_the_stack_outputs_from_cloudformation(cli: Any, finished:
 
     template = {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {OUTPUT_TABLE_NAME: {"Value": TABLE_NAME}, OUTPUT_CANCEL_FUNCTION: {"Value": CANCEL}},
+        "Outputs": {OUTPUT_TABLE_NAME: {"Value": TABLE_NAME}, OUTPUT_OPERATOR_URL: {"Value": "https://x"}},
     }
     boto3.client("cloudformation").create_stack(StackName="fleetwave-test", TemplateBody=json.dumps(template))
 
@@ -257,25 +326,3 @@ def test_the_cli_reads_the_stack_outputs_from_cloudformation(cli: Any, finished:
 
     assert result.code == 0, result.err
     assert result.json()["rollout_id"] == finished["rollout_id"]
-
-
-def _lambda_response(stub: Stubber, payload: Any, function_error: str | None = None) -> None:
-    body = json.dumps(payload).encode()
-    response: dict[str, Any] = {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))}
-    if function_error:
-        response["FunctionError"] = function_error
-    stub.add_response("invoke", response)
-
-
-def test_the_lambda_invoker_reads_results_and_function_errors() -> None:
-    aws = Aws(AwsOptions(region="us-east-1"))
-    invoker = LambdaInvoker(aws)
-    with Stubber(aws.client("lambda")) as stub:
-        _lambda_response(stub, {"rollout_id": "r", "state": "RUNNING"})
-        assert invoker("fn", {"rollout_id": "r"}) == {"rollout_id": "r", "state": "RUNNING"}
-        _lambda_response(stub, {"errorType": "NotFoundError", "errorMessage": "no rollout 'r'"}, "Unhandled")
-        with pytest.raises(NotFoundError, match="no rollout 'r'"):
-            invoker("fn", {"rollout_id": "r"})
-        _lambda_response(stub, {"errorType": "KeyError", "errorMessage": "'spec'"}, "Unhandled")
-        with pytest.raises(FunctionFailedError, match="function fn failed: KeyError"):
-            invoker("fn", {})

@@ -1,4 +1,4 @@
-"""What a command gets from the run that started it (the invoker of functions, how to wait), and the Operator."""
+"""What a command gets from the run that started it (how to wait), and the Operator."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ from rich.console import Console
 from fleetwave_local.cli.options import Deployment
 
 if TYPE_CHECKING:  # operator imports boto3: only the operator commands load it
-    from fleetwave_local.cli.operator import Invoker, Operator
+    from fleetwave_local.cli.operator import Operator
 
 
 @dataclass
 class CliContext:
-    """What tests (or an embedding program) can swap: how functions are invoked, how watch waits."""
+    """What tests (or an embedding program) can swap: how watch waits."""
 
-    invoker: Invoker | None = None
     sleep: Callable[[float], None] = time.sleep
     consoles: dict[str, Console] = field(default_factory=dict)
 
@@ -30,10 +29,8 @@ def cli_context(ctx: typer.Context) -> CliContext:
     return ctx.obj if isinstance(ctx.obj, CliContext) else CliContext()
 
 
-def connect(
-    ctx: typer.Context, deployment: Deployment, *, needs: Sequence[str], optional: Sequence[str] = ()
-) -> Operator:
-    """The Operator for this deployment: resources from the options (or the stack's outputs), the context's invoker."""
+def connect(deployment: Deployment, *, needs: Sequence[str], optional: Sequence[str] = ()) -> Operator:
+    """The Operator for this deployment: resources from the options (or the stack's outputs)."""
     from fleetwave_local.cli.operator import Aws, AwsOptions, Operator, resolve_resources
 
     d = deployment
@@ -44,7 +41,6 @@ def connect(
         optional=optional,
         stack_name=d.stack_name,
         table=d.table,
-        start_function=d.start_function,
-        cancel_function=d.cancel_function,
+        operator_url=d.operator_url,
     )
-    return Operator(aws, resources, invoker=cli_context(ctx).invoker)
+    return Operator(aws, resources)

@@ -88,6 +88,8 @@ def rollout_document(view: RolloutView, *, failed_limit: int | None = None) -> d
             "hash": rollout.document_hash,
         },
         "trigger": rollout.trigger,
+        "started_by": rollout.started_by or None,
+        "cancelled_by": rollout.cancelled_by or None,
         "target_count": rollout.target_count,
         "skipped_count": rollout.skipped_count,
         "skipped": [{"instance_id": s.instance_id, "reason": s.reason} for s in view.skipped],

@@ -15,7 +15,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from fleetwave.errors import NotFoundError, SpecRejectedError
@@ -24,9 +24,6 @@ from fleetwave_local.cli.context import CliContext
 from fleetwave_local.cli.errors import CliError, ExitCode
 from fleetwave_local.cli.local_commands import plan, schema, simulate, validate
 from fleetwave_local.cli.operator_commands import cancel, history, list_rollouts, start, status, watch
-
-if TYPE_CHECKING:  # operator imports boto3: only the operator commands load it
-    from fleetwave_local.cli.operator import Invoker
 
 HELP = """Wave-based, error-budgeted SSM Run Command rollouts.
 
@@ -118,7 +115,6 @@ def _usage_line(error: typer.TyperException) -> str:
 def run(
     argv: Sequence[str] | None = None,
     *,
-    invoker: Invoker | None = None,
     sleep: Callable[[float], None] | None = None,
 ) -> int:
     """Run the CLI and return its exit code (tests call this; ``main`` exits with it)."""
@@ -126,7 +122,7 @@ def run(
     if not args:
         app(args=["--help"], prog_name="fleetwave", standalone_mode=False)
         return int(ExitCode.USAGE)
-    context = CliContext(invoker=invoker, sleep=sleep or time.sleep)
+    context = CliContext(sleep=sleep or time.sleep)
     debug = bool(os.environ.get("FLEETWAVE_DEBUG"))
     try:
         with warnings.catch_warnings():

@@ -172,7 +172,6 @@ def schema() -> None:
 # ---------------------------------------------------------------------------------------------------------- plan
 @aws_options
 def plan(
-    ctx: typer.Context,
     spec: SpecArg,
     simulate_fleet: Annotated[
         bool, typer.Option("--simulate", help="Plan against a simulated fleet (no AWS account needed).")
@@ -195,7 +194,7 @@ def plan(
 
             document = plan_simulated(loaded.spec, FleetOptions(size=fleet, seed=seed, offline_rate=offline_rate))
         else:
-            operator = connect(ctx, deployment, needs=())
+            operator = connect(deployment, needs=())
             document = operator.plan(loaded.spec)
     except SpecRejectedError as error:
         raise rejected(error, loaded.source) from None

@@ -1,16 +1,21 @@
 """AWS access for the operator commands (start, status, watch, cancel, list, history, plan).
 
 The deployed stack's resources come from its CloudFormation outputs (names in ``fleetwave.constants``), or from
-flags. Reads go straight to the ledger table; ``start`` and ``cancel`` invoke the stack's functions through an
-``Invoker`` (boto3 ``lambda:Invoke`` by default; tests pass one that runs the real handler in process).
+flags. Reads go straight to the ledger table; ``start`` and ``cancel`` are HTTPS requests to the stack's operator
+URL (a Lambda function URL with AWS_IAM auth), signed with SigV4 by the user's own credentials: the function learns
+who asks from what AWS authenticated, and records it.
 
 botocore errors become the errors below; the CLI maps each to an exit code in one place.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +23,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -34,8 +41,7 @@ from fleetwave.adapters.aws import error_code
 from fleetwave.adapters.ledger import Ledger
 from fleetwave.constants import (
     DEFAULT_STACK_NAME,
-    OUTPUT_CANCEL_FUNCTION,
-    OUTPUT_START_FUNCTION,
+    OUTPUT_OPERATOR_URL,
     OUTPUT_TABLE_NAME,
     TABLE_NAME,
 )
@@ -63,7 +69,7 @@ class AwsConfigError(OperatorError):
 
 
 class FunctionFailedError(OperatorError):
-    """A fleetwave function ran and raised (Lambda FunctionError)."""
+    """The operator function failed (a 5xx answer), or answered something that is not fleetwave's."""
 
 
 class WatchTimeoutError(OperatorError):
@@ -121,9 +127,6 @@ class AwsOptions:
 
 # Reads retry per botocore's standard mode (AWS_MAX_ATTEMPTS applies); no retry loop of our own.
 _READ_CONFIG = Config(retries={"mode": "standard"}, connect_timeout=5, read_timeout=60)
-# A start must never be sent twice: a retried Invoke after a read timeout could start a second rollout. Lambda may
-# run up to 15 minutes, so the CLI waits as long.
-_INVOKE_CONFIG = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=5, read_timeout=900)
 
 
 class Aws:
@@ -145,7 +148,7 @@ class Aws:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            kwargs: dict[str, Any] = {"config": _INVOKE_CONFIG if service == "lambda" else _READ_CONFIG}
+            kwargs: dict[str, Any] = {"config": _READ_CONFIG}
             if self.options.endpoint_url:
                 kwargs["endpoint_url"] = self.options.endpoint_url
             with aws_errors(f"{service} client"):
@@ -154,41 +157,98 @@ class Aws:
 
 
 # ----------------------------------------------------------------------------------------------------- invoking
-class Invoker(Protocol):
-    """Invokes a deployed fleetwave function synchronously and returns what it returned."""
+class OperatorApi(Protocol):
+    """Sends one request to the operator entry point; returns (HTTP status, JSON body)."""
 
-    def __call__(self, function_name: str, payload: Mapping[str, Any]) -> dict[str, Any]: ...
+    def __call__(self, method: str, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]: ...
 
 
-class LambdaInvoker:
-    """``lambda:Invoke`` (RequestResponse). A function that raised becomes FunctionFailedError (NotFoundError for
-    an unknown rollout, as the handler raised it)."""
+# Lambda may run up to 15 minutes, so the CLI waits as long; a start is never sent twice (no retry of our own).
+OPERATOR_TIMEOUT_SECONDS = 900
+SIGNING_SERVICE = "lambda"
 
-    def __init__(self, aws: Aws) -> None:
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_region(url: str) -> str | None:
+    """``https://<id>.lambda-url.<region>.on.aws/`` -> its region."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    parts = host.split(".")
+    if len(parts) >= 4 and parts[1] == "lambda-url":
+        return parts[2]
+    return None
+
+
+class SignedOperatorClient:
+    """HTTPS requests to the operator URL, signed with SigV4 (service "lambda") by the session's credentials.
+
+    Only https URLs (http to a loopback address, for tests) are accepted: the signature proves who asks, and the
+    body may hold a spec that should not travel in clear."""
+
+    def __init__(self, aws: Aws, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or ""
+        if not host or not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
+            raise AwsConfigError(f"operator URL {url!r}: not an https URL")
         self.aws = aws
+        self.url = url.rstrip("/")
 
-    def __call__(self, function_name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        with aws_errors(f"function {function_name}"):
-            response = self.aws.client("lambda").invoke(
-                FunctionName=function_name,
-                InvocationType="RequestResponse",
-                Payload=json.dumps(payload).encode(),
+    def signed(self, method: str, path: str, body: Mapping[str, Any]) -> AWSRequest:
+        with aws_errors("operator URL"):
+            credentials = self.aws.session.get_credentials()
+            if credentials is None:
+                raise NoCredentialsError()
+            region = url_region(self.url) or self.aws.session.region_name
+            if not region:
+                raise NoRegionError()
+            data = json.dumps(body).encode()
+            request = AWSRequest(
+                method=method, url=f"{self.url}{path}", data=data, headers={"Content-Type": "application/json"}
             )
-            body = response["Payload"].read()
+            SigV4Auth(credentials.get_frozen_credentials(), SIGNING_SERVICE, region).add_auth(request)
+        return request
+
+    def __call__(self, method: str, path: str, body: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        request = self.signed(method, path, body)
+        prepared = request.prepare()
+        http_request = urllib.request.Request(  # noqa: S310 (the scheme is checked in __init__)
+            prepared.url, data=prepared.body, headers=dict(prepared.headers.items()), method=method
+        )
         try:
-            result = json.loads(body or b"null")
+            with urllib.request.urlopen(http_request, timeout=OPERATOR_TIMEOUT_SECONDS) as response:  # noqa: S310
+                status, text = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, text = error.code, error.read()
+        except (urllib.error.URLError, OSError) as error:
+            raise AwsUnavailableError(f"operator URL {self.url}: AWS unreachable ({error})") from None
+        try:
+            answer = json.loads(text or b"{}")
         except ValueError:
-            raise FunctionFailedError(f"function {function_name} returned something that is not JSON") from None
-        if response.get("FunctionError"):
-            detail = result if isinstance(result, dict) else {}
-            kind = str(detail.get("errorType", response["FunctionError"]))
-            message = str(detail.get("errorMessage", ""))
-            if kind == NotFoundError.__name__:
-                raise NotFoundError(message)
-            raise FunctionFailedError(f"function {function_name} failed: {kind}: {message}")
-        if not isinstance(result, dict):
-            raise FunctionFailedError(f"function {function_name} returned {type(result).__name__}, not an object")
-        return result
+            raise FunctionFailedError(f"operator URL {self.url} answered {status} with something not JSON") from None
+        if not isinstance(answer, dict):
+            raise FunctionFailedError(f"operator URL {self.url} answered {status} with {type(answer).__name__}")
+        return status, answer
+
+
+def check_answer(status: int, answer: dict[str, Any], what: str) -> dict[str, Any]:
+    """The operator function's answer, or the error it means (403: IAM said no; 404: no such rollout)."""
+    if status < 400 or status == 422:  # 422: a spec fleetwave rejected, with its problems (the caller shows them)
+        return answer
+    message = str(answer.get("error") or answer.get("Message") or answer.get("message") or status)
+    if status in (401, 403):
+        raise AwsPermissionError(f"{what}: AWS denied the call ({status}: {message})")
+    if status == 404:
+        raise NotFoundError(message)
+    if status < 500:
+        raise OperatorError(f"{what}: {status}: {message}")
+    raise FunctionFailedError(f"{what}: the operator function failed ({status}: {message})")
 
 
 # ---------------------------------------------------------------------------------------------------- resources
@@ -197,16 +257,14 @@ class StackResources:
     """The deployed resources the operator commands use; a None is one the command did not need."""
 
     table: str | None = None
-    start_function: str | None = None
-    cancel_function: str | None = None
+    operator_url: str | None = None
     source: str = "flags"
 
 
 RESOURCE_OUTPUTS: Mapping[str, tuple[str, str]] = {
     # resource -> (stack output, flag)
     "table": (OUTPUT_TABLE_NAME, "--table"),
-    "start_function": (OUTPUT_START_FUNCTION, "--start-function"),
-    "cancel_function": (OUTPUT_CANCEL_FUNCTION, "--cancel-function"),
+    "operator_url": (OUTPUT_OPERATOR_URL, "--operator-url"),
 }
 
 
@@ -229,15 +287,14 @@ def resolve_resources(
     needs: Sequence[str],
     stack_name: str = DEFAULT_STACK_NAME,
     table: str | None = None,
-    start_function: str | None = None,
-    cancel_function: str | None = None,
+    operator_url: str | None = None,
     optional: Sequence[str] = (),
 ) -> StackResources:
     """Flags win; anything ``needs`` lists that no flag gave is read from the stack's outputs (one call).
 
     ``optional`` resources are filled from the outputs when they are read anyway, never looked up for themselves.
     """
-    given = {"table": table, "start_function": start_function, "cancel_function": cancel_function}
+    given = {"table": table, "operator_url": operator_url}
     missing = [name for name in needs if not given[name]]
     if not missing:
         return StackResources(**given, source="flags")
@@ -258,11 +315,19 @@ Progress = Callable[[Rollout, list[Wave], datetime], None]
 class Operator:
     """The operator commands' work, on one account (or endpoint), one set of resources and one invoker."""
 
-    def __init__(self, aws: Aws, resources: StackResources, invoker: Invoker | None = None) -> None:
+    def __init__(self, aws: Aws, resources: StackResources, api: OperatorApi | None = None) -> None:
         self.aws = aws
         self.resources = resources
-        self.invoker: Invoker = invoker or LambdaInvoker(aws)
+        self._api = api
         self._ledger: Ledger | None = None
+
+    @property
+    def api(self) -> OperatorApi:
+        if self._api is None:
+            if not self.resources.operator_url:
+                raise AwsUnavailableError("no operator URL: pass --operator-url or --stack-name")
+            self._api = SignedOperatorClient(self.aws, self.resources.operator_url)
+        return self._api
 
     @property
     def table(self) -> str:
@@ -278,18 +343,13 @@ class Operator:
 
     # ---------------------------------------------------------------- writes (through the functions)
     def start(self, spec: RolloutSpec) -> dict[str, Any]:
-        """Invoke start_rollout with the validated spec; returns its answer (maybe ``{"rejected": True, ...}``)."""
-        function = self.resources.start_function
-        if not function:
-            raise AwsUnavailableError("no start function: pass --start-function or --stack-name")
-        return self.invoker(function, {"trigger": "cli", "spec": spec.model_dump(mode="json")})
+        """POST /rollouts with the validated spec; returns the answer (maybe ``{"rejected": True, ...}``)."""
+        status, answer = self.api("POST", "/rollouts", {"spec": spec.model_dump(mode="json")})
+        return check_answer(status, answer, "start")
 
     def cancel(self, rollout_id: str, reason: str) -> dict[str, Any]:
-        """Invoke cancel_rollout. With the table known, an unknown ID fails before any invoke, and an ended
+        """POST /rollouts/<id>/cancel. With the table known, an unknown ID fails before any request, and an ended
         rollout is reported as it is (``"already_ended": true``) without one."""
-        function = self.resources.cancel_function
-        if not function:
-            raise AwsUnavailableError("no cancel function: pass --cancel-function or --stack-name")
         if self.resources.table:
             rollout = self.rollout(rollout_id)
             if rollout.state.is_terminal:
@@ -297,9 +357,11 @@ class Operator:
                     "rollout_id": rollout_id,
                     "state": rollout.state.value,
                     "reason": rollout.reason,
+                    "cancelled_by": rollout.cancelled_by or None,
                     "already_ended": True,
                 }
-        result = self.invoker(function, {"rollout_id": rollout_id, "reason": reason})
+        status, answer = self.api("POST", f"/rollouts/{rollout_id}/cancel", {"reason": reason})
+        result = check_answer(status, answer, "cancel")
         return {**result, "already_ended": False} if self.resources.table else result
 
     # ---------------------------------------------------------------- reads (the ledger)

@@ -1,5 +1,6 @@
 """The operator commands, against the deployed stack (or any endpoint): ``start``, ``status``, ``watch``,
-``cancel``, ``list``, ``history``. Reads go to the ledger table; start and cancel invoke the stack's functions."""
+``cancel``, ``list``, ``history``. Reads go to the ledger table; start and cancel are requests to the stack's
+operator URL, signed with the user's credentials."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # operator imports boto3: only the operator commands load it
 WatchFlag = Annotated[bool, typer.Option("--watch", help="Then watch it to the end (exit codes as watch).")]
 
 
-@stack_options("start_function")
+@stack_options(operator_url=True)
 @watch_options
 def start(
     ctx: typer.Context,
@@ -46,10 +47,10 @@ def start(
     watching: Watching,
     deployment: Deployment,
 ) -> None:
-    """Start a rollout of SPEC on the deployed stack (invokes start_rollout synchronously)."""
+    """Start a rollout of SPEC on the deployed stack (a request to its operator URL, signed with your credentials)."""
     loaded = load_spec(spec)
-    needs = ("start_function", "table") if watch_rollout else ("start_function",)
-    operator = connect(ctx, deployment, needs=needs, optional=("table",))
+    needs = ("operator_url", "table") if watch_rollout else ("operator_url",)
+    operator = connect(deployment, needs=needs, optional=("table",))
     result = operator.start(loaded.spec)
     check_started(result, loaded.source)
     if not watch_rollout:
@@ -98,7 +99,6 @@ def watch_to_end(ctx: typer.Context, operator: Operator, rollout_id: str, watchi
 
 @stack_options()
 def status(
-    ctx: typer.Context,
     rollout_id: Annotated[str, typer.Argument(help="Rollout ID (from start or list).", show_default=False)],
     json_output: JsonOpt = False,
     failed_limit: Annotated[int, typer.Option("--failed", min=0, help="List at most this many failed nodes.")] = 50,
@@ -106,7 +106,7 @@ def status(
     deployment: Deployment,
 ) -> None:
     """Show a rollout: state, counts by status, waves, budget, failed nodes."""
-    operator = connect(ctx, deployment, needs=("table",))
+    operator = connect(deployment, needs=("table",))
     document = rollout_document(operator.view(rollout_id), failed_limit=failed_limit)
     if json_output:
         print_json(document)
@@ -124,21 +124,21 @@ def watch(
     deployment: Deployment,
 ) -> None:
     """Follow a rollout until it ends; exit 0 SUCCEEDED, 1 COMPLETED_WITH_ERRORS, 2 HALTED/CANCELLED/FAILED."""
-    operator = connect(ctx, deployment, needs=("table",))
+    operator = connect(deployment, needs=("table",))
     watch_to_end(ctx, operator, rollout_id, watching)
 
 
-@stack_options("cancel_function")
+@stack_options(operator_url=True)
 def cancel(
-    ctx: typer.Context,
     rollout_id: RolloutIdArg,
     reason: Annotated[str, typer.Option(help="Recorded on the rollout.")] = "cancelled by operator",
     json_output: JsonOpt = False,
     *,
     deployment: Deployment,
 ) -> None:
-    """Cancel a rollout (invokes cancel_rollout): no new wave or chunk; in-flight commands are cancelled."""
-    operator = connect(ctx, deployment, needs=("cancel_function",), optional=("table",))
+    """Cancel a rollout (a signed request to the operator URL): no new wave or chunk; in-flight commands are
+    cancelled. Who cancelled is recorded."""
+    operator = connect(deployment, needs=("operator_url",), optional=("table",))
     result = operator.cancel(rollout_id, reason)
     if json_output:
         print_json(result)
@@ -155,7 +155,6 @@ def cancel(
 
 @stack_options()
 def list_rollouts(
-    ctx: typer.Context,
     state: Annotated[
         RolloutState | None, typer.Option("--state", case_sensitive=False, help="Only rollouts in this state.")
     ] = None,
@@ -166,7 +165,7 @@ def list_rollouts(
     deployment: Deployment,
 ) -> None:
     """List rollouts, newest first."""
-    operator = connect(ctx, deployment, needs=("table",))
+    operator = connect(deployment, needs=("table",))
     rollouts = operator.list_rollouts(state=state.value if state else None, spec=spec_name, limit=limit)
     rows: list[dict[str, Any]] = [
         {
@@ -210,7 +209,6 @@ def list_rollouts(
 
 @stack_options()
 def history(
-    ctx: typer.Context,
     instance_id: Annotated[str, typer.Argument(help="Managed node ID (i-... or mi-...).", show_default=False)],
     limit: LimitOpt = 100,
     json_output: JsonOpt = False,
@@ -221,7 +219,7 @@ def history(
 
     if not re.fullmatch(r"(i-(\w{8}|\w{17})|mi-\w{17})", instance_id):
         raise CliError(ExitCode.USAGE, f"{instance_id!r} is not a managed node ID (i-... or mi-...)")
-    operator = connect(ctx, deployment, needs=("table",))
+    operator = connect(deployment, needs=("table",))
     rows: list[dict[str, Any]] = [
         {
             "rollout_id": str(item.get("rollout_id", "")),

@@ -13,7 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
 from fleetwave.constants import DEFAULT_STACK_NAME
@@ -34,19 +34,19 @@ StackOpt = Annotated[
     typer.Option(
         "--stack-name",
         envvar="FLEETWAVE_STACK_NAME",
-        help="CloudFormation stack whose outputs name the table and functions.",
+        help="CloudFormation stack whose outputs name the table and the operator URL.",
     ),
 ]
 TableOpt = Annotated[
     str | None, typer.Option("--table", envvar="FLEETWAVE_TABLE", help="Ledger table (instead of the stack output).")
 ]
-StartFnOpt = Annotated[
+OperatorUrlOpt = Annotated[
     str | None,
-    typer.Option("--start-function", envvar="FLEETWAVE_START_FUNCTION", help="start_rollout function name or ARN."),
-]
-CancelFnOpt = Annotated[
-    str | None,
-    typer.Option("--cancel-function", envvar="FLEETWAVE_CANCEL_FUNCTION", help="cancel_rollout function name or ARN."),
+    typer.Option(
+        "--operator-url",
+        envvar="FLEETWAVE_OPERATOR_URL",
+        help="The stack's operator URL (instead of the stack output); requests are signed with your credentials.",
+    ),
 ]
 RegionOpt = Annotated[str | None, typer.Option("--region", help="AWS region (default: AWS_REGION, the profile).")]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", help="AWS profile (default: AWS_PROFILE).")]
@@ -67,8 +67,7 @@ class Deployment:
 
     stack_name: str = DEFAULT_STACK_NAME
     table: str | None = None
-    start_function: str | None = None
-    cancel_function: str | None = None
+    operator_url: str | None = None
     region: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
@@ -88,10 +87,7 @@ Command = Callable[..., None]
 # (parameter, its option, its default), in the order --help lists them.
 _Option = tuple[str, Any, Any]
 _STACK: tuple[_Option, ...] = (("stack_name", StackOpt, DEFAULT_STACK_NAME), ("table", TableOpt, None))
-_FUNCTIONS: dict[str, _Option] = {
-    "start_function": ("start_function", StartFnOpt, None),
-    "cancel_function": ("cancel_function", CancelFnOpt, None),
-}
+_OPERATOR_URL: _Option = ("operator_url", OperatorUrlOpt, None)
 _AWS: tuple[_Option, ...] = (
     ("region", RegionOpt, None),
     ("profile", ProfileOpt, None),
@@ -110,12 +106,12 @@ def aws_options(command: Command) -> Command:
     return _with_group(command, "deployment", Deployment, _AWS)
 
 
-def stack_options(*functions: Literal["start_function", "cancel_function"]) -> Callable[[Command], Command]:
-    """Append ``--stack-name``, ``--table``, the ``--start-function``/``--cancel-function`` the command invokes, and
-    the AWS options; the command takes them as ``deployment: Deployment``."""
+def stack_options(*, operator_url: bool = False) -> Callable[[Command], Command]:
+    """Append ``--stack-name``, ``--table``, ``--operator-url`` if the command sends requests to the operator URL,
+    and the AWS options; the command takes them as ``deployment: Deployment``."""
 
     def decorate(command: Command) -> Command:
-        options = (*_STACK, *(_FUNCTIONS[name] for name in functions), *_AWS)
+        options = (*_STACK, *((_OPERATOR_URL,) if operator_url else ()), *_AWS)
         return _with_group(command, "deployment", Deployment, options)
 
     return decorate

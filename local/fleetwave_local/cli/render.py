@@ -196,6 +196,10 @@ def summary_renderables(doc: Mapping[str, Any], *, failed_shown: int = 10) -> li
     if doc.get("reason"):
         state.append(f" ({doc['reason']})")
     out.append(state)
+    who = f"started by {doc.get('started_by') or '-'} ({doc.get('trigger') or '-'})"
+    if doc.get("cancelled_by"):
+        who += f", cancelled by {doc['cancelled_by']}"
+    out.append(Text(who))
     succeeded = doc["counts"]["Success"]
     out.append(
         Text(
