@@ -73,7 +73,7 @@ def test_long_spec_names_still_make_valid_unique_schedule_names() -> None:
 def with_repository_specs(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The repository's own specs/ scheduled, and a remediation rule that verifies its alarm recovered."""
     context = {
-        "fleetwave:allowedDocuments": ["AWS-RunPatchBaseline", REMEDIATION_DOCUMENT],
+        "fleetwave:allowedDocuments": ["fleetwave-PatchBaseline", REMEDIATION_DOCUMENT],
         "fleetwave:scheduledSpecs": ["specs/*.yaml"],
         "fleetwave:remediationRules": [{**REMEDIATION_RULES[0], "verify_minutes": 15}],
     }

@@ -176,7 +176,7 @@ def test_a_rejected_start_gives_the_lock_back_at_once():
 def test_the_example_scheduled_spec_runs_from_what_its_schedule_carries():
     # The payload the stack puts in the Scheduler schedule of specs/monthly-patching.yaml
     config = load_config(
-        {"fleetwave:allowedDocuments": ["AWS-RunPatchBaseline"], "fleetwave:scheduledSpecs": ["specs/*.yaml"]}
+        {"fleetwave:allowedDocuments": ["fleetwave-PatchBaseline"], "fleetwave:scheduledSpecs": ["specs/*.yaml"]}
     )
     [scheduled] = [s for s in config.scheduled_specs if s.spec.name == "monthly-patching"]
     with Twin(TwinOptions(seed=29, run_seconds=(60, 300))) as twin:
