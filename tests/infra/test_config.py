@@ -212,7 +212,8 @@ def test_a_glob_schedules_every_matching_spec_once(tmp_path: Path) -> None:
 
 
 def test_the_example_spec_in_the_repository_is_a_valid_scheduled_spec() -> None:
-    config = load_config({**BASE, "fleetwave:scheduledSpecs": ["specs/*.yaml"]})
+    # Valid with the default allow-list (it runs fleetwave's own patching document)
+    config = load_config({**project_context(), "fleetwave:scheduledSpecs": ["specs/*.yaml"]})
     assert config.scheduled_specs, "specs/ holds an example scheduled spec"
 
 

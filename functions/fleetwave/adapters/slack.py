@@ -67,7 +67,8 @@ class SecretSource(Protocol):
     def get(self, name: str, max_age: int | None = None, **kwargs: Any) -> Any: ...
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost or a loopback address (where plain http is acceptable: tests and the local twin)."""
     if host == "localhost":
         return True
     try:
@@ -103,7 +104,7 @@ def webhook_url_from_secret(value: Any, allowed_hosts: Sequence[str] = DEFAULT_S
         raise SlackConfigError("the Slack secret is empty")
     parts = urlsplit(value)
     host = parts.hostname or ""
-    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
+    if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
         raise SlackConfigError("the Slack secret does not hold an https webhook URL")
     if parts.scheme == "https" and host.lower() not in {allowed.lower() for allowed in allowed_hosts}:
         raise SlackConfigError(

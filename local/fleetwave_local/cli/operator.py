@@ -10,7 +10,6 @@ botocore errors become the errors below; the CLI maps each to an exit code in on
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 import urllib.error
@@ -39,6 +38,7 @@ from botocore.exceptions import (
 )
 from fleetwave.adapters.aws import error_code
 from fleetwave.adapters.ledger import Ledger
+from fleetwave.adapters.slack import is_loopback
 from fleetwave.constants import (
     DEFAULT_STACK_NAME,
     OUTPUT_OPERATOR_URL,
@@ -168,15 +168,6 @@ OPERATOR_TIMEOUT_SECONDS = 900
 SIGNING_SERVICE = "lambda"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def url_region(url: str) -> str | None:
     """``https://<id>.lambda-url.<region>.on.aws/`` -> its region."""
     host = urllib.parse.urlsplit(url).hostname or ""
@@ -195,7 +186,7 @@ class SignedOperatorClient:
     def __init__(self, aws: Aws, url: str) -> None:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or ""
-        if not host or not (parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))):
+        if not host or not (parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host))):
             raise AwsConfigError(f"operator URL {url!r}: not an https URL")
         self.aws = aws
         self.url = url.rstrip("/")
