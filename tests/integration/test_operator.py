@@ -56,7 +56,7 @@ def test_the_body_cannot_say_who_or_how(twin: Twin) -> None:
     for extra in ({"trigger": "remediation"}, {"started_by": "arn:aws:iam::123456789012:user/someone-else"}):
         status, answer = call(twin, "POST", "/rollouts", {"spec": spec, **extra}, caller_arn=ALICE)
         assert status == 400 and "Extra inputs are not permitted" in answer["error"]
-    assert not [r for r in twin.reader.list_rollouts(spec="forged")]
+    assert not [r for r in twin.reader.rollouts.find(spec="forged")]
 
 
 def test_requests_without_an_identity_of_this_account_are_refused(twin: Twin) -> None:
@@ -72,7 +72,7 @@ def test_requests_without_an_identity_of_this_account_are_refused(twin: Twin) ->
         caller_account="999999999999",
     )
     assert status == 403 and "999999999999" in answer["error"]
-    assert not twin.reader.list_rollouts(spec="anonymous")
+    assert not twin.reader.rollouts.find(spec="anonymous")
 
 
 def test_answers_for_bad_requests(twin: Twin) -> None:
