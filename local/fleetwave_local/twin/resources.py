@@ -107,16 +107,8 @@ def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Re
     )
     stream_arn = table["TableDescription"]["LatestStreamArn"]
     sqs, sns, events = plumbing("sqs"), plumbing("sns"), plumbing("events")
-    dlq_url = sqs.create_queue(QueueName=STATUS_DLQ_NAME)["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(
-        QueueName=STATUS_QUEUE_NAME,
-        Attributes={
-            "VisibilityTimeout": "600",
-            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "50"}),
-        },
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_url, dlq_arn = _queue(sqs, STATUS_DLQ_NAME)
+    queue_url, queue_arn = _queue(sqs, STATUS_QUEUE_NAME, visibility=600, dead_letters=dlq_arn)
     status_topic = sns.create_topic(Name=STATUS_TOPIC_NAME)["TopicArn"]
     sns.subscribe(TopicArn=status_topic, Protocol="sqs", Endpoint=queue_arn)
     events.put_rule(Name=STATUS_RULE_NAME, EventPattern=json.dumps(SSM_STATUS_EVENT_PATTERN), State="ENABLED")
@@ -124,10 +116,7 @@ def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Re
     events.create_event_bus(Name=EVENT_BUS_NAME)
     # The twin's own observers draw no IDs from moto's seeded random: the same seed gives the same fleet.
     with _moto_random_untouched():
-        events_inbox_url = sqs.create_queue(QueueName=EVENTS_INBOX_NAME)["QueueUrl"]
-        events_inbox_arn = sqs.get_queue_attributes(QueueUrl=events_inbox_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        events_inbox_url, events_inbox_arn = _queue(sqs, EVENTS_INBOX_NAME)
         events.put_rule(
             Name=EVENTS_CAPTURE_RULE_NAME,
             EventBusName=EVENT_BUS_NAME,
@@ -144,27 +133,11 @@ def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Re
             value = json.dumps({"webhook_url": url}) if options.slack_secret_json else url
             plumbing("secretsmanager").create_secret(Name=SLACK_SECRET_NAME, SecretString=value)
             slack_secret_name = SLACK_SECRET_NAME
-        alarm_dlq_url = sqs.create_queue(QueueName=ALARM_DLQ_NAME)["QueueUrl"]
-        alarm_dlq_arn = sqs.get_queue_attributes(QueueUrl=alarm_dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        alarm_queue_url = sqs.create_queue(
-            QueueName=ALARM_QUEUE_NAME,
-            Attributes={
-                "VisibilityTimeout": "360",
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": alarm_dlq_arn, "maxReceiveCount": "50"}),
-            },
-        )["QueueUrl"]
-        alarm_queue_arn = sqs.get_queue_attributes(QueueUrl=alarm_queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        delivery_dlq_url = sqs.create_queue(QueueName=DELIVERY_DLQ_NAME)["QueueUrl"]
-        delivery_dlq_arn = sqs.get_queue_attributes(QueueUrl=delivery_dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        _, alarm_dlq_arn = _queue(sqs, ALARM_DLQ_NAME)
+        alarm_queue_url, alarm_queue_arn = _queue(sqs, ALARM_QUEUE_NAME, visibility=360, dead_letters=alarm_dlq_arn)
+        _, delivery_dlq_arn = _queue(sqs, DELIVERY_DLQ_NAME)
     summary_topic = sns.create_topic(Name=SUMMARY_TOPIC_NAME)["TopicArn"]
-    inbox_url = sqs.create_queue(QueueName=SUMMARY_INBOX_NAME)["QueueUrl"]
-    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    inbox_url, inbox_arn = _queue(sqs, SUMMARY_INBOX_NAME)
     sns.subscribe(TopicArn=summary_topic, Protocol="sqs", Endpoint=inbox_arn)
     plumbing("scheduler").create_schedule_group(Name=SCHEDULER_GROUP_NAME)
     seed_documents(plumbing("ssm"))
@@ -186,6 +159,19 @@ def create_resources(plumbing: Callable[[str], Any], options: TwinOptions) -> Re
         alarm_queue_arn=alarm_queue_arn,
         delivery_dlq_arn=delivery_dlq_arn,
     )
+
+
+def _queue(sqs: Any, name: str, *, visibility: int | None = None, dead_letters: str | None = None) -> tuple[str, str]:
+    """Create an SQS queue (its messages moved to the queue ARN ``dead_letters`` after 50 receives, as the stack's
+    queues are); returns its URL and ARN."""
+    attributes: dict[str, str] = {}
+    if visibility is not None:
+        attributes["VisibilityTimeout"] = str(visibility)
+    if dead_letters:
+        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dead_letters, "maxReceiveCount": "50"})
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return url, arn
 
 
 def function_settings(resources: Resources, options: TwinOptions, scheduled_specs: dict[str, str]) -> Settings:
