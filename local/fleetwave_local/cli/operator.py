@@ -304,7 +304,7 @@ Progress = Callable[[Rollout, list[Wave], datetime], None]
 
 
 class Operator:
-    """The operator commands' work, on one account (or endpoint), one set of resources and one invoker."""
+    """The operator commands' work, on one account (or endpoint), one set of resources and one operator API."""
 
     def __init__(self, aws: Aws, resources: StackResources, api: OperatorApi | None = None) -> None:
         self.aws = aws

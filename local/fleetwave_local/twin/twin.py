@@ -1,9 +1,11 @@
 """The local twin: fleetwave's cloud wiring reproduced in process, on moto, the fleet simulator and a virtual clock.
 
 What runs is the real thing: the Lambda handlers, the boto3 calls they make, the EventBridge rule and the SNS
-subscription that feed the status queue, the DynamoDB stream that feeds notify, and the Scheduler schedules that
-invoke advance_wave. Only the glue the cloud provides (Lambda's pollers and Scheduler's firing) is done here, on a
-virtual clock, so a four-hour rollout with bake times runs in seconds.
+subscription that feed the status queue, the DynamoDB stream that feeds notify, the alarm queue that feeds remediate,
+and the Scheduler schedules that invoke advance_wave or queue a verification. Operators start and cancel through the
+operator function, with the identity a function URL's request context would carry. Only the glue the cloud provides
+(Lambda's pollers and function URL, Scheduler's firing) is done here, on a virtual clock, so a four-hour rollout with
+bake times runs in seconds.
 
 `Twin` puts the pieces together: the environment and moto, the simulator (`fleetwave_local.simulator`), the
 resources (`resources`), the functions' deps, and the glue (`delivery`, `schedules`), and runs the clock (`run`).
