@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from fleetwave.core.remediation import RemediationRule, RuleError, parse_rule
-from fleetwave.core.spec import RolloutSpec, SpecError, load_spec_text
+from fleetwave.core.spec import RolloutSpec, SpecError, load_spec_text, start_request
 
 from . import PROJECT_ROOT
 
@@ -78,9 +78,10 @@ class ScheduledSpec:
     spec: RolloutSpec
 
     @property
-    def cron(self) -> str:
+    def expression(self) -> str:
+        """``cron(...)`` or ``rate(...)``, as Scheduler takes it."""
         assert self.spec.schedule is not None
-        return self.spec.schedule.cron
+        return self.spec.schedule.expression
 
     @property
     def timezone(self) -> str:
@@ -89,7 +90,7 @@ class ScheduledSpec:
 
     def schedule_input(self) -> dict[str, Any]:
         """The start_rollout event: the validated spec as JSON, so a schedule runs exactly what was reviewed."""
-        return {"trigger": "schedule", "spec": self.spec.model_dump(mode="json", exclude_none=True)}
+        return start_request(self.spec, "schedule")
 
 
 @dataclass(frozen=True)
