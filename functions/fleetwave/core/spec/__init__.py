@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fleetwave.core.spec.loader import MAX_SPEC_BYTES, Marks, SpecLoadError, load_yaml
+from fleetwave.core.spec.loader import MAX_SPEC_BYTES, Marks, SpecLoadError, check_size, load_yaml
 from fleetwave.core.spec.models import (
     BlackoutWindow,
     DocumentSpec,
@@ -73,14 +73,20 @@ def parse_spec(data: Any, *, marks: Marks | None = None, source: str | None = No
         raise SpecError(problems) from None
 
 
-def load_spec_text(text: str, *, source: str = "spec") -> RolloutSpec:
-    """Read spec text (YAML or JSON) strictly and validate it; problems carry ``source:line:column``."""
+def read_spec(text: str, *, source: str = "spec") -> tuple[RolloutSpec, Marks]:
+    """Read spec text (YAML or JSON) strictly and validate it: the spec and where each of its values is written.
+    Problems carry ``source:line:column``."""
     try:
         data, marks = load_yaml(text)
     except SpecLoadError as error:
         problem = error.problem
         raise SpecError([SpecProblem(problem.path, problem.rule, problem.line, problem.column, source)]) from None
-    return parse_spec(data, marks=marks, source=source)
+    return parse_spec(data, marks=marks, source=source), marks
+
+
+def load_spec_text(text: str, *, source: str = "spec") -> RolloutSpec:
+    """Read spec text (YAML or JSON) strictly and validate it; problems carry ``source:line:column``."""
+    return read_spec(text, source=source)[0]
 
 
 __all__ = [
@@ -102,6 +108,7 @@ __all__ = [
     "SpecProblem",
     "TargetsSpec",
     "WaveMarksError",
+    "check_size",
     "encode_request",
     "format_seconds",
     "format_validation_error",
@@ -110,6 +117,7 @@ __all__ = [
     "normalize_parameters",
     "parse_duration",
     "parse_spec",
+    "read_spec",
     "resolve_wave_sizes",
     "spec_json_schema",
     "start_request",

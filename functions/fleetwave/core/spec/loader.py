@@ -231,19 +231,21 @@ def _place_of_offset(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (head.rfind("\n") + 1) + 1
 
 
-def check_size(text: str) -> None:
-    """Refuse text over MAX_SPEC_BYTES, at the line and column where the limit is passed."""
-    if len(text) <= MAX_SPEC_BYTES // 4:  # fast path: at most 4 bytes a character
+def check_size(text: str, size: int | None = None) -> None:
+    """Refuse text over MAX_SPEC_BYTES, at the line and column where the limit is passed. ``size`` is the size of
+    the whole file when ``text`` is only its beginning (a reader need not read a huge file to refuse it)."""
+    if size is None and len(text) <= MAX_SPEC_BYTES // 4:  # fast path: at most 4 bytes a character
         return
     encoded = text.encode("utf-8")
-    if len(encoded) <= MAX_SPEC_BYTES:
+    size = len(encoded) if size is None else size
+    if size <= MAX_SPEC_BYTES:
         return
     inside = encoded[:MAX_SPEC_BYTES].decode("utf-8", errors="ignore")
     line, column = _place_of_offset(text, len(inside))
     raise SpecLoadError(
         SpecProblem(
             "",
-            f"the spec is {len(encoded) / (1024 * 1024):.1f} MiB; a spec may be at most "
+            f"the spec is {size / (1024 * 1024):.1f} MiB; a spec may be at most "
             f"{MAX_SPEC_BYTES // (1024 * 1024)} MiB "
             "(this is where that limit is passed)",
             line,
