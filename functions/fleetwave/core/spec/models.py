@@ -18,7 +18,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from fleetwave.constants import MAX_COMMENT_LENGTH, MAX_TIMEOUT_SECONDS, MIN_TIMEOUT_SECONDS
+from fleetwave.constants import (
+    MANAGED_NODE_ID_PATTERN,
+    MAX_COMMENT_LENGTH,
+    MAX_TIMEOUT_SECONDS,
+    MIN_TIMEOUT_SECONDS,
+)
 from fleetwave.core.spec.problems import FieldProblem
 from fleetwave.core.spec.schedule import (
     Cron,
@@ -43,7 +48,7 @@ from fleetwave.core.spec.types import (
 from fleetwave.core.spec.waves import WaveMarksError, check_marks_grow, resolve_wave_sizes
 from fleetwave.core.status import BUDGETABLE_STATUSES, DEFAULT_BUDGET_STATUSES, InvocationStatus
 
-INSTANCE_ID = r"i-(?:[0-9a-f]{8}|[0-9a-f]{17})|mi-[0-9a-f]{17}"
+INSTANCE_ID = MANAGED_NODE_ID_PATTERN.removeprefix("^").removesuffix("$")
 DOCUMENT_NAME = r"[a-zA-Z0-9_\-.:/]{3,128}"
 DOCUMENT_VERSION = r"\$LATEST|\$DEFAULT|[1-9][0-9]*"
 SPEC_NAME = r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}"
