@@ -187,3 +187,51 @@ VALIDATION_ONLY = {
 def test_what_only_validation_can_check_is_refused_by_validation(case: str) -> None:
     with pytest.raises(SpecError):
         parse_spec(VALIDATION_ONLY[case])
+
+
+def _properties(node: Any, schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """Every (path, schema) of a property, through $ref, anyOf and items."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    if "$ref" in node:
+        return _properties(schema["$defs"][node["$ref"].rsplit("/", 1)[-1]], schema, path)
+    for option in node.get("anyOf", []) + node.get("oneOf", []):
+        found += _properties(option, schema, path)
+    if isinstance(node.get("items"), dict):
+        found += _properties(node["items"], schema, path + "[]")
+    for name, child in node.get("properties", {}).items():
+        found.append((f"{path}.{name}".lstrip("."), child))
+        found += _properties(child, schema, f"{path}.{name}".lstrip("."))
+    return found
+
+
+def _maximum(node: dict[str, Any], schema: dict[str, Any]) -> int | None:
+    if "$ref" in node:
+        return _maximum(schema["$defs"][node["$ref"].rsplit("/", 1)[-1]], schema)
+    if "maximum" in node:
+        return int(node["maximum"])
+    maxima = [_maximum(option, schema) for option in node.get("anyOf", []) if option.get("type") == "integer"]
+    return min((m for m in maxima if m is not None), default=None)
+
+
+def test_every_duration_and_wait_has_an_upper_bound() -> None:
+    """A field that waits (a bake, a timeout, a session age, a future approval wait) takes DurationLimit or Range:
+    nothing waits forever by mistake, and the limit is named in the error."""
+    schema = spec_json_schema()
+    waits = [
+        (path, node)
+        for path, node in _properties(schema, schema)
+        if re.search(r"(_time|_seconds|timeout|_wait|older_than|_days|_minutes)$", path)
+    ]
+    assert {path for path, _ in waits} >= {
+        "bake_time",
+        "timeout_seconds",
+        "sessions.older_than",
+        "requires.within_days",
+    }
+    assert [path for path, node in waits if _maximum(node, schema) is None] == []
+
+
+def test_an_unknown_field_in_a_list_item_gets_a_suggestion() -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec(spec(blackout_windows=[{"strat": "22:00", "end": "02:00"}]))
+    assert "blackout_windows[0].strat: unknown field (did you mean 'start'?)" in error.value.problems
