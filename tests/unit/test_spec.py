@@ -286,3 +286,22 @@ def test_json_schema_is_exported_for_editors():
     assert schema["title"] == "fleetwave rollout spec"
     assert {"name", "document", "targets", "waves", "error_budget"} <= set(schema["properties"])
     json.dumps(schema)
+
+
+def test_problems_found_later_are_placed_at_their_field():
+    from fleetwave.core.spec import place_problems, read_spec
+    from fleetwave.core.spec.problems import parse_path
+
+    assert parse_path('targets.tags["Patch Group"][0]') == ("targets", "tags", "Patch Group", 0)
+    assert parse_path("waves[1]") == ("waves", 1) and parse_path("not a path") is None
+    _, marks = read_spec(SPEC_TEXT.replace('"150%"', '"100%"').replace("colour: blue\n", ""), source="s.yaml")
+    placed = place_problems(
+        ["document.parameters.commands: not a parameter of Acme-Run", "waves[1]: 50% resolves to 1", "no path here"],
+        marks,
+        "s.yaml",
+    )
+    assert [str(p) for p in placed] == [
+        "s.yaml:5:15: document.parameters.commands: not a parameter of Acme-Run",
+        "s.yaml:9:12: waves[1]: 50% resolves to 1",
+        "s.yaml: no path here",
+    ]

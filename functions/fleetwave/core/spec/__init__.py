@@ -32,6 +32,7 @@ from fleetwave.core.spec.problems import (
     format_path,
     format_validation_error,
     located_problems,
+    split_problem,
 )
 from fleetwave.core.spec.requests import encode_request, start_request
 from fleetwave.core.spec.schema import fields_at, spec_json_schema
@@ -71,6 +72,22 @@ def parse_spec(data: Any, *, marks: Marks | None = None, source: str | None = No
         # In reading order; a spec that is not from a file keeps pydantic's (field) order.
         problems.sort(key=lambda problem: (problem.line or 0, problem.column or 0))
         raise SpecError(problems) from None
+
+
+def place_problems(lines: list[str], marks: Marks, source: str) -> list[SpecProblem]:
+    """Problems found after validation (start_rollout's rejections, a plan's), as text ``path: rule``, placed at
+    their field's line and column in the spec they are about."""
+    placed = []
+    for line in lines:
+        found = split_problem(line)
+        if found is None:
+            placed.append(SpecProblem("", line, source=source))
+            continue
+        loc, rule = found
+        where = marks.locate(loc)
+        line_number, column = where if where is not None else (None, None)
+        placed.append(SpecProblem(format_path(loc), rule, line_number, column, source))
+    return placed
 
 
 def read_spec(text: str, *, source: str = "spec") -> tuple[RolloutSpec, Marks]:
@@ -117,6 +134,7 @@ __all__ = [
     "normalize_parameters",
     "parse_duration",
     "parse_spec",
+    "place_problems",
     "read_spec",
     "resolve_wave_sizes",
     "spec_json_schema",

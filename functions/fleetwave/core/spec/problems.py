@@ -9,6 +9,7 @@ Python or pydantic text (``int()``, class names, "Value error,") reaches a user.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,36 @@ def format_path(loc: Iterable[int | str]) -> str:
             escaped = part.replace("\\", "\\\\").replace('"', '\\"')
             path += f'["{escaped}"]'
     return path
+
+
+_PATH_PART = re.compile(r'(?:^|\.)([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
+
+
+def parse_path(path: str) -> Loc | None:
+    """The location a path names (``format_path``'s inverse): ``waves[1]`` -> ``("waves", 1)``; None if ``path``
+    is not a field path."""
+    loc: list[int | str] = []
+    position = 0
+    for match in _PATH_PART.finditer(path):
+        if match.start() != position:
+            return None
+        name, index, quoted = match.groups()
+        if name is not None:
+            loc.append(name)
+        elif index is not None:
+            loc.append(int(index))
+        else:
+            loc.append(re.sub(r"\\(.)", r"\1", quoted))
+        position = match.end()
+    return tuple(loc) if loc and position == len(path) else None
+
+
+def split_problem(line: str) -> tuple[Loc, str] | None:
+    """``"document.parameters.x: rule"`` -> (location, rule), for problems that arrive as text (a rejection by
+    start_rollout, a plan); None when the line does not start with a field path."""
+    path, separator, rule = line.partition(": ")
+    loc = parse_path(path) if separator else None
+    return (loc, rule) if loc is not None else None
 
 
 # Parts of pydantic's error locations that name its own machinery, not a field.
