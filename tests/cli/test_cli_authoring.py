@@ -161,7 +161,7 @@ def test_a_start_request_too_large_for_the_scheduled_path_is_refused(cli: Any, t
     path = write_spec(tmp_path, SCHEDULED.replace("tags:\n    Patch Group: [prod]", f"instance_ids: [{ids}]"))
     result = cli("validate", path)
     assert result.code == 65
-    assert f"{path}:6:3: targets: the start request would be" in result.out
+    assert f"{path}:5:1: targets: the start request would be" in result.out
     assert "the EventBridge Scheduler schedule's input takes at most 256 KiB" in result.out
 
 
@@ -189,6 +189,18 @@ def test_options_that_do_nothing_in_a_mode_are_refused(cli: Any, args: tuple[Any
     no_traceback(result)
     assert result.code == 64
     assert result.err == f"fleetwave: {message}\n"
+
+
+def test_problems_found_at_plan_time_are_placed_in_the_file(cli: Any, tmp_path: Path) -> None:
+    unknown = write_spec(tmp_path, SCHEDULED.replace("{Operation: Scan}", "{Operation: Scan, Colour: blue}"), "a.yaml")
+    shrinking = write_spec(tmp_path, SCHEDULED.replace('[1, "50%", "100%"]', '["50%", 3]'), "b.yaml")
+
+    parameter = cli("plan", unknown, "--simulate", "--fleet", "20")
+    waves = cli("plan", shrinking, "--simulate", "--fleet", "20")
+
+    assert parameter.code == waves.code == 65
+    assert parameter.err.startswith(f"fleetwave: {unknown}:4:41: document.parameters.Colour: ")
+    assert waves.err.startswith(f"fleetwave: {shrinking}:8:16: waves[1]: 3 does not grow past waves[0] (50%): on 20")
 
 
 def test_plan_shows_the_next_runs(cli: Any, tmp_path: Path) -> None:

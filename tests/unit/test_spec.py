@@ -301,7 +301,7 @@ def test_problems_found_later_are_placed_at_their_field():
         "s.yaml",
     )
     assert [str(p) for p in placed] == [
-        "s.yaml:5:15: document.parameters.commands: not a parameter of Acme-Run",
+        "s.yaml:5:5: document.parameters.commands: not a parameter of Acme-Run",
         "s.yaml:9:12: waves[1]: 50% resolves to 1",
         "s.yaml: no path here",
     ]

@@ -16,6 +16,7 @@ from fleetwave.core.spec import (
     SpecLoadError,
     SpecProblem,
     check_size,
+    place_problems,
     read_spec,
 )
 from fleetwave.errors import SpecRejectedError
@@ -81,9 +82,12 @@ def load_spec(path: str) -> LoadedSpec:
 
 
 def _placed(problems: list[str], loaded: LoadedSpec) -> CliError:
-    """Exit 65 with problems given as ``path: rule`` text."""
-    lines = spec_problems(problems, loaded.source)
-    return CliError(ExitCode.DATA_ERROR, lines[0], lines=lines)
+    """Exit 65 with problems given as ``path: rule`` text, each placed at its field's line and column."""
+    if loaded.marks is None:
+        lines = spec_problems(problems, loaded.source)
+        return CliError(ExitCode.DATA_ERROR, lines[0], lines=lines)
+    placed = place_problems(problems, loaded.marks, loaded.source)
+    return CliError(ExitCode.DATA_ERROR, str(placed[0]), lines=[str(p) for p in placed], problems=placed)
 
 
 def check_started(result: Mapping[str, Any], loaded: LoadedSpec) -> None:

@@ -59,8 +59,8 @@ class Marks:
         value, a field missing from a mapping at the mapping's key."""
         if about_key and loc in self.keys:
             return self.keys[loc]
-        if loc in self.values:
-            return self.values[loc]
+        if loc in self.values:  # a mapping or a list is placed at its key, where a reader looks for it
+            return self.keys.get(loc, self.values[loc]) if loc in self.containers else self.values[loc]
         probe = loc
         while probe and probe not in self.values:
             probe = probe[:-1]
