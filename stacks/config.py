@@ -104,9 +104,10 @@ class ScheduledSpec:
     spec: RolloutSpec
 
     @property
-    def cron(self) -> str:
+    def expression(self) -> str:
+        """``cron(...)`` or ``rate(...)``, as Scheduler takes it."""
         assert self.spec.schedule is not None
-        return self.spec.schedule.cron
+        return self.spec.schedule.expression
 
     @property
     def timezone(self) -> str:

@@ -86,7 +86,7 @@ class Timers(Construct):
                 f"SpecSchedule-{scheduled.spec.name}",
                 name=spec_schedule_name(scheduled.spec.name),
                 description=f"fleetwave: start {scheduled.source}"[:512],
-                expression=f"cron({scheduled.cron})",
+                expression=scheduled.expression,
                 timezone=scheduled.timezone,
                 target=start_rollout,
                 payload=scheduled.schedule_input(),

@@ -33,6 +33,12 @@ MAX_COMMENT_LENGTH: Final = 100
 MAX_LIST_INVOCATIONS_PAGE: Final = 50
 MIN_TIMEOUT_SECONDS: Final = 30
 MAX_TIMEOUT_SECONDS: Final = 2_592_000
+# --- Payload limits of the paths a start request travels (Lambda Invoke, Scheduler CreateSchedule) ------
+# `fleetwave start` invokes start_rollout synchronously (RequestResponse): at most 6 MB of request.
+MAX_SYNC_INVOKE_BYTES: Final = 6 * 1024 * 1024
+# A scheduled spec travels in its schedule's Target.Input, which Scheduler caps at 256 KB (Lambda's asynchronous
+# invoke, which Scheduler then makes, takes more).
+MAX_SCHEDULE_INPUT_BYTES: Final = 256 * 1024
 # Instance IDs per plan shard item: 500 ids * ~20 bytes keeps each item far below DynamoDB's 400 KB.
 SHARD_SIZE: Final = 500
 # DynamoDB TransactWriteItems accepts at most 100 items.

@@ -55,7 +55,7 @@ def test_a_directory_is_not_a_spec(cli: Any, tmp_path: Path) -> None:
 
 
 BAD_SPECS = {
-    "yaml syntax": (GOOD.replace("waves: [1,", "waves: [1,,\n  - ]"), "YAML syntax error at line"),
+    "yaml syntax": (GOOD.replace("waves: [1,", "waves: [1,,\n  - ]"), "spec.yaml:9:11: YAML syntax error: "),
     "unknown field": (GOOD + "wave_sizes: [1]\n", "wave_sizes: unknown field"),
     "impossible wave size": (GOOD.replace('"50%"', '"120%"'), "waves[1]: '120%' is not a valid size"),
     "waves that do not grow": (GOOD.replace('[1, "50%", "100%"]', "[5, 3]"), "does not grow past waves[0]"),
@@ -88,9 +88,11 @@ def test_validate_prints_every_problem_with_its_field_path(cli: Any, tmp_path: P
     no_traceback(result)
     assert result.code == 65
     lines = result.out.splitlines()
-    assert any(line == f"{path}: colour: unknown field" for line in lines)
-    assert any(line.startswith(f"{path}: waves[1]: '120%' is not a valid size") for line in lines)
-    assert any(line.startswith(f"{path}: error_budget.allowed: '150%' is not a valid size") for line in lines)
+    assert lines == [
+        f"{path}:9:12: waves[1]: '120%' is not a valid size (a percentage must be more than 0% up to 100%)",
+        f"{path}:10:15: error_budget.allowed: '150%' is not a valid size (a percentage must be from 0% up to 100%)",
+        f"{path}:11:1: colour: unknown field",
+    ]
 
 
 @pytest.mark.parametrize("spec", [PATCHING, SHELL], ids=lambda p: p.name)

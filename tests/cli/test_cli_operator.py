@@ -242,7 +242,9 @@ def test_start_shows_the_rejection_problems(cli: Any, twin: Twin, tmp_path: Path
 
     no_traceback(result)
     assert result.code == 65
-    assert f"fleetwave: {spec}: targets: empty target set (no node matches the targets)" in result.err_lines
+    # start_rollout's answer, placed at the field it is about in the spec file.
+    line = SHELL.read_text().splitlines().index("targets:") + 1
+    assert f"fleetwave: {spec}:{line}:1: targets: empty target set (no node matches the targets)" in result.err_lines
 
 
 def test_plan_resolves_the_targets_with_boto3_and_dispatches_nothing(cli: Any, twin: Twin) -> None:

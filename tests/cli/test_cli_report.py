@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from fleetwave.core.model import Rollout, RolloutState, SkippedTarget, Wave, WaveState, empty_counts
+from fleetwave.core.notifications.common import OutputLocation
 from fleetwave.core.status import InvocationStatus
 from fleetwave.core.summary import FailedInvocation
 from fleetwave_local.cli.document import RolloutView, rollout_document
@@ -92,4 +93,68 @@ def test_a_report_of_a_rollout_that_never_dispatched_still_renders() -> None:
 
     page = render_report(rollout_document(view))
 
-    assert page.count("not started") == 2 and "None." in page
+    assert page.count('fill="#999">not started</text>') == 2 and "None." in page
+    assert page.count("<td>not started</td>") == 2  # the verdict of each wave
+
+
+def test_failures_come_first_with_links_and_the_halts_cancellations_are_grouped_apart() -> None:
+    view = halted_view()
+    cancelled = [
+        FailedInvocation(f"i-0000000000000{n:04x}", InvocationStatus.CANCELLED, "", 1, "cmd-2") for n in range(22)
+    ]
+    view.failed = [
+        *cancelled[:11],
+        FailedInvocation("i-0123456789abcdef3", InvocationStatus.DELIVERY_TIMED_OUT, "Delivery Timed Out", 1, "cmd-2"),
+        *cancelled[11:],
+        FailedInvocation(
+            "i-0123456789abcdef0",
+            InvocationStatus.FAILED,
+            "Failed",
+            1,
+            "cmd-2",
+            output_url="https://my-bucket.s3.us-east-1.amazonaws.com/out/cmd-2/i-0123456789abcdef0/stdout",
+        ),
+    ]
+    view.location = OutputLocation(region="us-east-1")
+    view.rollout.counts = counts(Success=3, Failed=1, DeliveryTimedOut=1, Cancelled=22)
+
+    doc = rollout_document(view)
+    page = render_report(doc)
+
+    # The document lists the budget's failure first, the other failure next, the 22 cancellations last.
+    assert [f["status"] for f in doc["failed_instances"][:2]] == ["Failed", "DeliveryTimedOut"]
+    assert {f["group"] for f in doc["failed_instances"][2:]} == {"stopped"} and doc["stopped_total"] == 22
+    assert doc["failed_instances"][0]["output_link"] == (
+        "https://s3.console.aws.amazon.com/s3/object/my-bucket?region=us-east-1&prefix=out%2Fcmd-2%2F"
+        "i-0123456789abcdef0%2Fstdout"
+    )
+    # The page: failures before the timeline, with their links; the cancellations apart, folded.
+    failures = page.index("<h2>Failures (2)</h2>")
+    assert failures < page.index("<h2>Timeline</h2>") < page.index("<h2>Cancelled and terminated (22)</h2>")
+    section = page[failures : page.index("<h2>Timeline</h2>")]
+    assert "Cancelled" not in section
+    assert section.index("i-0123456789abcdef0") < section.index("i-0123456789abcdef3")
+    assert 'href="https://s3.console.aws.amazon.com/s3/object/my-bucket?region=us-east-1&amp;prefix=' in section
+    # Without output settings, a failure links to its Run Command page.
+    assert (
+        'href="https://us-east-1.console.aws.amazon.com/systems-manager/run-command/cmd-2/i-0123456789abcdef3'
+        in section
+    )
+    assert "Cancelled 22: stopped by the halt or a cancel" in page
+    assert "<details><summary>22 instances</summary>" in page
+
+
+def test_each_wave_has_a_verdict() -> None:
+    page = render_report(rollout_document(halted_view()))
+    assert "<td>passed with 1 failure</td>" in page  # wave 0: complete, one failure within the budget
+    assert "<td>halted (1 failure)</td>" in page  # wave 1
+    assert "<td>not started</td>" in page  # wave 2
+
+
+def test_a_link_that_is_not_https_is_shown_never_followed() -> None:
+    view = halted_view()
+    view.failed = [FailedInvocation("i-0123456789abcdef0", InvocationStatus.FAILED, "", 0, "c", "javascript:alert(1)")]
+    doc = rollout_document(view)
+    doc["failed_instances"][0]["output_link"] = "javascript:alert(1)"
+    page = render_report(doc)
+    assert 'href="javascript' not in page and "javascript:alert(1)" in page

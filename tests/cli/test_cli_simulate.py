@@ -119,9 +119,13 @@ def test_half_failing_halts_on_the_budget_and_writes_the_report(cli: Any, tmp_pa
     assert doc["failed_instances"]
     for failed in doc["failed_instances"]:
         assert failed["instance_id"] in page
-    # Self-contained: nothing to fetch (the only URL is the SVG namespace, an identifier).
+    # Self-contained: nothing to fetch (no script, stylesheet, frame, image or font).
     assert not re.search(r"<script|<link|<img|<iframe|@import|url\(|src=", page, re.IGNORECASE)
-    assert set(re.findall(r"https?://[^\"' ]+", page)) == {"http://www.w3.org/2000/svg"}
+    # Nothing is fetched: the only URLs besides SVG's namespace are links a person may follow to a failed node's
+    # output in the AWS console.
+    urls = set(re.findall(r"https?://[^\"' <]+", page)) - {"http://www.w3.org/2000/svg"}
+    assert urls and all(url.startswith("https://us-east-1.console.aws.amazon.com/") for url in urls)
+    assert len(re.findall(r'<a href="https://', page)) == len(re.findall(r"https://", page))
 
 
 def test_the_same_seed_gives_the_same_rollout(cli: Any) -> None:
@@ -157,12 +161,19 @@ def test_an_alarm_gate_in_alarm_stops_the_rollout_before_any_dispatch(cli: Any) 
 
 
 def test_the_readme_demo_command_runs(tmp_path: Path) -> None:
-    """The README's demo (make demo), in a subprocess from the repository root, as a user types it:
-    ``fleetwave simulate examples/patching.yaml --fleet 60 --seed 7 --report reports/demo.html``."""
+    """The README's demo (make demo), in a subprocess from the repository root, exactly as the README and the
+    Makefile give it: ``fleetwave simulate examples/patching.yaml --fleet 60 --seed 7 --fail-rate 0.02 --report
+    reports/demo.html``. The README says it injects one failure on purpose."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    command = re.search(r"`fleetwave (simulate examples/patching\.yaml [^`]*)`", readme)
+    assert command is not None
+    argv = command.group(1).split()
+    assert " ".join(argv[2:]).replace("reports/demo.html", "") in makefile.replace("$(DEMO_SPEC)", "")
+    report = tmp_path / "demo.html"
+    argv[argv.index("--report") + 1] = str(report)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("functions", "local", "."))}
     env.pop("FLEETWAVE_DEBUG", None)
-    report = tmp_path / "demo.html"
-    argv = ["simulate", "examples/patching.yaml", "--fleet", "60", "--seed", "7", "--report", str(report)]
     began = time.monotonic()
     completed = subprocess.run(
         [sys.executable, "-c", "from fleetwave_local.cli import main; main()", *argv],
@@ -175,14 +186,16 @@ def test_the_readme_demo_command_runs(tmp_path: Path) -> None:
     )
     elapsed = time.monotonic() - began
 
-    # No failure mode asked for: every node succeeds.
-    assert completed.returncode == 0, completed.stderr
+    # One node of the 60 fails, on purpose: within the 2% budget, so the rollout completes with errors (exit 1).
+    assert completed.returncode == 1, completed.stderr
     assert "Traceback" not in completed.stderr
-    assert "state SUCCEEDED" in completed.stdout
-    assert "targets 60 (skipped 0), succeeded 60, not succeeded 0" in completed.stdout
-    assert "budget 0/1 used" in completed.stdout
+    assert "state COMPLETED_WITH_ERRORS" in completed.stdout
+    assert "targets 60 (skipped 0), succeeded 59, not succeeded 1" in completed.stdout
+    assert "budget 1/1 used" in completed.stdout
+    assert "one node\nof the 60 fails" in readme or "one node of the 60 fails" in readme.replace("\n", " ")
     # Progress went to stderr, one line per change (not a terminal): every wave ran, with its bake.
     assert "wave 3 (30 nodes) COMPLETE" in completed.stderr
     assert f"report written to {report}" in completed.stderr
-    assert "Status by wave" in report.read_text(encoding="utf-8")
+    page = report.read_text(encoding="utf-8")
+    assert "Status by wave" in page and "<h2>Failures (1)</h2>" in page
     assert elapsed < 200

@@ -192,7 +192,7 @@ def test_scheduled_spec_problems_name_the_key_and_the_file(tmp_path: Path) -> No
         "fleetwave:scheduledSpecs[0]: unscheduled.yaml: schedule: required for a scheduled spec ({cron, timezone})",
         "fleetwave:scheduledSpecs[1]: other-doc.yaml: document.name: 'AWS-ApplyAnsiblePlaybooks' is not in "
         "fleetwave:allowedDocuments",
-        "fleetwave:scheduledSpecs[2]: broken.yaml: error_budget.allowed: '200%' is not a valid size "
+        "fleetwave:scheduledSpecs[2]: broken.yaml:8:15: error_budget.allowed: '200%' is not a valid size "
         "(a percentage must be from 0% up to 100%)",
         "fleetwave:scheduledSpecs[3]: 'missing/*.yaml' matches no file",
     ]

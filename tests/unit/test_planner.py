@@ -35,8 +35,24 @@ def test_last_wave_takes_the_rest_and_empty_waves_are_reported():
 
 
 def test_a_count_below_an_earlier_percentage_is_impossible():
-    with pytest.raises(PlanError, match=r"waves\[1\]: 5 resolves to 5 targets, fewer than the 10 already covered"):
+    with pytest.raises(
+        PlanError,
+        match=r"waves\[1\]: 5 does not grow past waves\[0\] \(10%\): on 100 targets the marks resolve to "
+        r"10%=10, 5=5, 100%=100",
+    ):
         resolve_wave_sizes([Size(percent=10), Size(count=5), Size(percent=100)], 100)
+
+
+def test_a_last_mark_below_the_one_before_is_an_error_not_a_silent_rest():
+    # ["50%", 10]: the last wave takes the rest anyway, but 10 after 50% of 60 is a mistake worth naming.
+    with pytest.raises(
+        PlanError,
+        match=r"waves\[1\]: 10 does not grow past waves\[0\] \(50%\): on 60 targets the "
+        r"marks resolve to 50%=30, 10=10",
+    ):
+        resolve_wave_sizes([Size(percent=50), Size(count=10)], 60)
+    # On a fleet where 10 is more than half, the same marks grow.
+    assert resolve_wave_sizes([Size(percent=50), Size(count=10)], 12) == ([6, 6], [])
 
 
 def test_offline_and_unmanaged_nodes_are_skipped_with_a_reason():

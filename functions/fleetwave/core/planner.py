@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from fleetwave.core.model import SkippedTarget
 from fleetwave.core.spec import RolloutSpec, SessionsSpec, Size
+from fleetwave.core.spec import waves as spec_waves
 
 NOT_CONNECTED_REASON = "not connected (GetConnectionStatus)"
 # The label of the wave that nodes with an active session move to when their own wave starts.
@@ -67,29 +68,11 @@ def skip_reason(node: NodeInfo) -> str | None:
 
 
 def resolve_wave_sizes(marks: Iterable[Size], target_count: int) -> tuple[list[int], list[str]]:
-    """Cumulative marks -> sizes of the non-empty waves; the last wave takes what is left.
-
-    Returns the sizes and the marks that resolved to no new target (reported, never silent).
-    """
-    sizes: list[int] = []
-    dropped: list[str] = []
-    covered = 0
-    marks = list(marks)
-    for index, mark in enumerate(marks):
-        reach = min(target_count, mark.resolve(target_count, rounding="up"))
-        if index == len(marks) - 1:
-            reach = target_count
-        if reach < covered:
-            raise PlanError(
-                f"waves[{index}]: {mark} resolves to {reach} targets, fewer than the {covered} already covered "
-                "(wave sizes are cumulative)"
-            )
-        if reach == covered:
-            dropped.append(f"waves[{index}] ({mark})")
-            continue
-        sizes.append(reach - covered)
-        covered = reach
-    return sizes, dropped
+    """Cumulative marks -> sizes of the non-empty waves (``spec.waves``); PlanError when the marks do not grow."""
+    try:
+        return spec_waves.resolve_wave_sizes(list(marks), target_count)
+    except spec_waves.WaveMarksError as error:
+        raise PlanError(f"waves[{error.index}]: {error.message}") from None
 
 
 def plan_rollout(spec: RolloutSpec, nodes: Iterable[NodeInfo]) -> Plan:

@@ -48,6 +48,9 @@ NON_TERMINAL = frozenset(
 )
 TERMINAL = frozenset(set(InvocationStatus) - NON_TERMINAL)
 
+# What a halt does to invocations still open: not failures of their own, listed apart from the failures.
+HALT_CONSEQUENCES = frozenset({InvocationStatus.CANCELLED, InvocationStatus.TERMINATED})
+
 # Like MaxErrors: Failed and Execution Timed Out count against the budget unless the spec says otherwise.
 DEFAULT_BUDGET_STATUSES = frozenset({InvocationStatus.FAILED, InvocationStatus.EXECUTION_TIMED_OUT})
 # Statuses a spec may add to the budget (Success never counts; Cancelled/Terminated are consequences of a halt).

@@ -1,5 +1,6 @@
-"""The result document: the JSON that ``simulate --json``, ``status --json`` and ``watch --json`` print, and what the
-HTML report and the summary table are drawn from (docs/cli.md describes it); and the formats of counts and durations.
+"""The result document: the JSON that ``simulate --json``, ``status --json``, ``watch --json`` and ``report --json``
+print, and what the HTML report and the summary table are drawn from (docs/cli.md describes it); and the formats of
+counts and durations.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetwave.core.model import Rollout, SkippedTarget, Wave
-from fleetwave.core.status import InvocationStatus
+from fleetwave.core.notifications.common import OutputLocation, output_link, top_failed
+from fleetwave.core.status import HALT_CONSEQUENCES, InvocationStatus
 from fleetwave.core.summary import FailedInvocation
 
 from fleetwave_local.cli.errors import exit_code_for
@@ -40,14 +42,16 @@ def wave_document(wave: Wave) -> dict[str, Any]:
     }
 
 
-def failed_document(item: FailedInvocation) -> dict[str, Any]:
+def failed_document(item: FailedInvocation, location: OutputLocation) -> dict[str, Any]:
     return {
         "instance_id": item.instance_id,
         "wave": item.wave,
         "status": item.status.value,
+        "group": "stopped" if item.status in HALT_CONSEQUENCES else "failed",
         "status_details": item.status_details,
         "command_id": item.command_id,
         "output_url": item.output_url,
+        "output_link": output_link(item, location),
     }
 
 
@@ -68,13 +72,17 @@ class RolloutView:
     waves: list[Wave]
     skipped: list[SkippedTarget] = field(default_factory=list)
     failed: list[FailedInvocation] = field(default_factory=list)
+    # Where the rollout's command output lands (the spec's output settings, the region): links to each output.
+    location: OutputLocation = field(default_factory=OutputLocation)
 
 
 def rollout_document(view: RolloutView, *, failed_limit: int | None = None) -> dict[str, Any]:
     rollout = view.rollout
     code = exit_code_for(rollout.state)
     duration = (rollout.ended_at - rollout.started_at).total_seconds() if rollout.ended_at else None
-    failed = view.failed if failed_limit is None else view.failed[:failed_limit]
+    # Failures first (those that spent the budget, then the others), the halt's cancellations and terminations last.
+    limit = len(view.failed) if failed_limit is None else failed_limit
+    failed = top_failed(view.failed, rollout.budget_statuses, limit)
     return {
         "schema": DOCUMENT_SCHEMA,
         "rollout_id": rollout.rollout_id,
@@ -104,7 +112,8 @@ def rollout_document(view: RolloutView, *, failed_limit: int | None = None) -> d
             "statuses": sorted(status.value for status in rollout.budget_statuses),
         },
         "failed_total": len(view.failed),
-        "failed_instances": [failed_document(item) for item in failed],
+        "stopped_total": sum(1 for item in view.failed if item.status in HALT_CONSEQUENCES),
+        "failed_instances": [failed_document(item, view.location) for item in failed],
         "started_at": iso(rollout.started_at),
         "ended_at": iso(rollout.ended_at),
         "duration_seconds": duration,

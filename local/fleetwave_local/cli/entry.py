@@ -1,8 +1,9 @@
 """The ``fleetwave`` command line: the Typer app, its commands in order, and ``run``/``main``.
 
-Local commands (no AWS account needed): ``simulate``, ``plan --simulate``, ``validate``, ``schema``.
-Operator commands (a deployed stack, or any endpoint through ``--endpoint-url``): ``start``, ``status``, ``watch``,
-``cancel``, ``list``, ``history``, and ``plan`` without ``--simulate``.
+Local commands (no AWS account needed): ``simulate``, ``plan --simulate``, ``validate``, ``schema``, ``init``.
+Operator commands (a deployed stack, or any endpoint through ``--endpoint-url``): ``start``, ``status``, ``report``,
+``watch``, ``cancel``, ``list``, ``history``, and ``plan`` without ``--simulate``. Shell completion:
+``--install-completion`` / ``--show-completion`` (Typer's).
 
 Exit codes: 0 SUCCEEDED, 1 COMPLETED_WITH_ERRORS, 2 HALTED/CANCELLED/FAILED, 64 and up as sysexits(3) (see
 ``ExitCode``). Errors are one line each on stderr, never a traceback (``FLEETWAVE_DEBUG=1`` shows it).
@@ -22,8 +23,8 @@ from fleetwave.errors import NotFoundError, SpecRejectedError
 
 from fleetwave_local.cli.context import CliContext
 from fleetwave_local.cli.errors import CliError, ExitCode
-from fleetwave_local.cli.local_commands import plan, schema, simulate, validate
-from fleetwave_local.cli.operator_commands import cancel, history, list_rollouts, start, status, watch
+from fleetwave_local.cli.local_commands import init, plan, schema, simulate, validate
+from fleetwave_local.cli.operator_commands import cancel, history, list_rollouts, report, start, status, watch
 
 HELP = """Wave-based, error-budgeted SSM Run Command rollouts.
 
@@ -32,7 +33,7 @@ Try it with no AWS account: [bold]fleetwave simulate examples/patching.yaml --fl
 app = typer.Typer(
     name="fleetwave",
     help=HELP,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
@@ -43,8 +44,10 @@ app.command()(simulate)
 app.command()(validate)
 app.command()(schema)
 app.command()(plan)
+app.command()(init)
 app.command()(start)
 app.command()(status)
+app.command()(report)
 app.command()(watch)
 app.command()(cancel)
 app.command("list")(list_rollouts)
@@ -133,6 +136,8 @@ def run(
     except KeyboardInterrupt:
         _error("interrupted")
         return int(ExitCode.INTERRUPTED)
+    except SystemExit as exit_:  # --show-completion and --install-completion exit when done
+        return int(exit_.code) if isinstance(exit_.code, int) else 0
     except typer.Abort:
         _error("aborted")
         return int(ExitCode.INTERRUPTED)

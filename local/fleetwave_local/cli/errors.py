@@ -8,6 +8,7 @@ from typing import NoReturn
 
 import typer
 from fleetwave.core.model import RolloutState
+from fleetwave.core.spec import SpecProblem
 
 
 class ExitCode(IntEnum):
@@ -45,11 +46,14 @@ def exit_code_for(state: RolloutState) -> ExitCode | None:
 class CliError(Exception):
     """A failure the user can act on: printed as ``fleetwave: <line>`` (one line per problem), never a traceback."""
 
-    def __init__(self, code: ExitCode, message: str, *, lines: Sequence[str] = ()) -> None:
+    def __init__(
+        self, code: ExitCode, message: str, *, lines: Sequence[str] = (), problems: Sequence[SpecProblem] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.lines = list(lines)
+        self.problems = list(problems)  # a spec's problems, for ``validate --json``
 
 
 def exit_with(code: ExitCode | int) -> NoReturn:

@@ -1,10 +1,12 @@
-"""The local commands, which need no AWS account: ``simulate``, ``validate``, ``schema`` and ``plan`` (which,
-without ``--simulate``, plans against AWS through the operator)."""
+"""The local commands, which need no AWS account: ``simulate``, ``validate``, ``schema``, ``init`` and ``plan``
+(which, without ``--simulate``, plans against AWS through the operator)."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,11 +14,21 @@ import typer
 from fleetwave.core.spec import parse_duration, spec_json_schema
 from fleetwave.errors import SpecRejectedError
 
+from fleetwave_local.cli.authoring import (
+    read_spec_file,
+    refuse_unused,
+    schedule_document,
+    schedule_line,
+    schedule_problems,
+    summary_line,
+    validation_document,
+)
 from fleetwave_local.cli.console import note, print_json, show, stderr, stdout
 from fleetwave_local.cli.context import connect
 from fleetwave_local.cli.errors import CliError, ExitCode, exit_with
 from fleetwave_local.cli.options import Deployment, JsonOpt, QuietOpt, SpecArg, aws_options, rate_option
 from fleetwave_local.cli.render import ProgressView, plan_renderables, summary_renderables
+from fleetwave_local.cli.report import check_report_path, write_report
 from fleetwave_local.cli.specs import load_spec, rejected
 
 
@@ -29,25 +41,6 @@ def _alarms(values: Sequence[str]) -> dict[str, str]:
             raise CliError(ExitCode.USAGE, f"--alarm {value}: use NAME=STATE, e.g. --alarm my-alarm=ALARM")
         alarms[name] = state.upper()
     return alarms
-
-
-def _check_report_path(report: Path | None) -> None:
-    if report is None:
-        return
-    parent = report.parent if str(report.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(ExitCode.CANT_CREATE, f"{report}: cannot write the report: {parent} is not a directory")
-    if report.is_dir():
-        raise CliError(ExitCode.CANT_CREATE, f"{report}: cannot write the report: it is a directory")
-
-
-def _write_report(report: Path, document: dict[str, Any]) -> None:
-    from fleetwave_local.cli.report import render_report
-
-    try:
-        report.write_text(render_report(document), encoding="utf-8")
-    except OSError as error:
-        raise CliError(ExitCode.CANT_CREATE, f"{report}: cannot write the report: {error.strerror or error}") from None
 
 
 def simulate(
@@ -104,7 +97,7 @@ def simulate(
     problems = check_options(options, loaded.spec)
     if problems:
         raise CliError(ExitCode.USAGE, problems[0], lines=problems)
-    _check_report_path(report)
+    check_report_path(report)
     console = stderr()
 
     def started(result: dict[str, Any]) -> None:
@@ -126,7 +119,7 @@ def simulate(
                 source=loaded.source,
             )
         except SpecRejectedError as error:
-            raise rejected(error, loaded.source) from None
+            raise rejected(error, loaded) from None
     document = simulation.document
     if json_output:
         print_json(document)
@@ -135,33 +128,39 @@ def simulate(
     else:
         show(stdout(), summary_renderables(document))
     if report is not None:
-        _write_report(report, document)
+        write_report(report, document)
         if not quiet:
             note(f"report written to {report}")
     exit_with(document["exit_code"])
 
 
 # ------------------------------------------------------------------------------------------- validate, schema
-def validate(spec: SpecArg) -> None:
-    """Check SPEC without AWS: print each problem with its field path (exit 65), or a one-line summary."""
-    try:
-        loaded = load_spec(spec)
-    except CliError as error:
-        if error.code != ExitCode.DATA_ERROR:
-            raise
-        for line in error.lines or [error.message]:
-            sys.stdout.write(line + "\n")
+def validate(
+    spec: SpecArg,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document: valid, problems as {path, line, column, rule}.")
+    ] = False,
+) -> None:
+    """Check SPEC without AWS: every problem with its line, column and field (exit 65).
+
+    A valid spec gets a one-line summary and, when it has a schedule, its next three runs in the schedule's time zone.
+    """
+    now = datetime.now(UTC)
+    read = read_spec_file(spec)
+    read.problems.extend(schedule_problems(read, now))
+    if json_output:
+        print_json(validation_document(read, now))
+    elif read.problems:
+        for problem in read.problems:
+            sys.stdout.write(f"{problem}\n")
+    else:
+        sys.stdout.write(summary_line(read) + "\n")
+        assert read.spec is not None
+        schedule = schedule_document(read.spec, now)
+        if schedule is not None:
+            sys.stdout.write(schedule_line(schedule) + "\n")
+    if read.problems:
         exit_with(ExitCode.DATA_ERROR)
-    s = loaded.spec
-    targets = []
-    if s.targets.tags:
-        targets.append("tags " + ", ".join(f"{k}={'|'.join(v)}" for k, v in s.targets.tags.items()))
-    if s.targets.instance_ids:
-        targets.append(f"{len(s.targets.instance_ids)} instance IDs")
-    sys.stdout.write(
-        f"{loaded.source}: OK: {s.name}: {s.document.name} on {' and '.join(targets)}; "
-        f"waves {', '.join(str(w) for w in s.waves)}; budget {s.error_budget.allowed}; bake {s.bake_time}s\n"
-    )
 
 
 def schema() -> None:
@@ -172,6 +171,7 @@ def schema() -> None:
 # ---------------------------------------------------------------------------------------------------------- plan
 @aws_options
 def plan(
+    ctx: typer.Context,
     spec: SpecArg,
     simulate_fleet: Annotated[
         bool, typer.Option("--simulate", help="Plan against a simulated fleet (no AWS account needed).")
@@ -187,6 +187,14 @@ def plan(
 
     Checks the document like start would. Dispatches nothing and writes nothing.
     """
+    if simulate_fleet:
+        refuse_unused(
+            ctx, ("region", "profile", "endpoint_url"), "for AWS calls; --simulate makes none: leave {it} out"
+        )
+    else:
+        refuse_unused(
+            ctx, ("fleet", "seed", "offline_rate"), "for a simulated fleet: add --simulate, or leave {it} out"
+        )
     loaded = load_spec(spec)
     try:
         if simulate_fleet:
@@ -197,8 +205,38 @@ def plan(
             operator = connect(deployment, needs=())
             document = operator.plan(loaded.spec)
     except SpecRejectedError as error:
-        raise rejected(error, loaded.source) from None
+        raise rejected(error, loaded) from None
+    document["schedule"] = schedule_document(loaded.spec, datetime.now(UTC))
     if json_output:
         print_json(document)
     else:
         show(stdout(), plan_renderables(document))
+
+
+# ---------------------------------------------------------------------------------------------------------- init
+class SpecKind(StrEnum):
+    """Kinds of rollout ``init`` has a starter for (``association`` comes with its spec model)."""
+
+    COMMAND = "command"
+
+
+def init(
+    file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[FILE]", help="Write the starter spec here (default: standard output).", show_default=False
+        ),
+    ] = None,
+    kind: Annotated[SpecKind, typer.Option("--kind", case_sensitive=False, help="What the rollout changes.")] = (
+        SpecKind.COMMAND
+    ),
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+) -> None:
+    """Write a commented starter spec that validates as written; edit its document and targets."""
+    from fleetwave_local.cli.authoring import write_starter
+
+    text = write_starter(kind.value, file, force=force)
+    if file is None:
+        sys.stdout.write(text)
+    else:
+        note(f"wrote {file} ({kind.value} spec): check it with `fleetwave validate {file}`")

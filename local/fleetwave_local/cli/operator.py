@@ -46,7 +46,8 @@ from fleetwave.constants import (
     TABLE_NAME,
 )
 from fleetwave.core.model import Rollout, Wave
-from fleetwave.core.spec import RolloutSpec
+from fleetwave.core.notifications.common import OutputLocation
+from fleetwave.core.spec import OutputSpec, RolloutSpec
 from fleetwave.errors import FleetwaveError, NotFoundError
 
 from fleetwave_local.cli.document import RolloutView
@@ -374,7 +375,18 @@ class Operator:
                 waves=self.ledger.plans.waves(rollout_id),
                 skipped=self.ledger.plans.skipped(rollout_id),
                 failed=self.ledger.invocations.failed(rollout_id),
+                location=OutputLocation.of(
+                    self._output_settings(rollout_id), rollout.document_name, self.aws.session.region_name or ""
+                ),
             )
+
+    def _output_settings(self, rollout_id: str) -> OutputSpec | None:
+        """The output settings of the spec the rollout ran (recorded with it), to link each invocation's output."""
+        try:
+            spec = json.loads(self.ledger.rollouts.spec_json(rollout_id))
+            return OutputSpec.model_validate(spec.get("output") or {})
+        except (KeyError, ValueError, AttributeError):  # a record without a readable spec: links to Run Command
+            return None
 
     def list_rollouts(self, *, state: str | None = None, spec: str | None = None, limit: int = 50) -> list[Rollout]:
         with self._read():

@@ -1,10 +1,14 @@
-"""The operator commands, against the deployed stack (or any endpoint): ``start``, ``status``, ``watch``,
-``cancel``, ``list``, ``history``. Reads go to the ledger table; start and cancel are requests to the stack's
-operator URL, signed with the user's credentials."""
+"""The operator commands, against the deployed stack (or any endpoint): ``start``, ``status``, ``report``,
+``watch``, ``cancel``, ``list``, ``history``. Reads go to the ledger table; start and cancel are requests to the
+stack's operator URL, signed with the user's credentials."""
 
 from __future__ import annotations
 
+import json
 import re
+import sys
+from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -14,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from fleetwave_local.cli.authoring import refuse_unused
 from fleetwave_local.cli.console import note, print_json, show, stderr, stdout
 from fleetwave_local.cli.context import cli_context, connect
 from fleetwave_local.cli.document import format_duration, iso, rollout_document
@@ -29,6 +34,7 @@ from fleetwave_local.cli.options import (
     watch_options,
 )
 from fleetwave_local.cli.render import STATE_STYLES, ProgressView, summary_renderables
+from fleetwave_local.cli.report import check_report_path, write_report
 from fleetwave_local.cli.specs import check_started, load_spec
 
 if TYPE_CHECKING:  # operator imports boto3: only the operator commands load it
@@ -48,11 +54,13 @@ def start(
     deployment: Deployment,
 ) -> None:
     """Start a rollout of SPEC on the deployed stack (a request to its operator URL, signed with your credentials)."""
+    if not watch_rollout:
+        refuse_unused(ctx, ("interval", "timeout", "quiet"), "for watching: add --watch, or leave {it} out")
     loaded = load_spec(spec)
     needs = ("operator_url", "table") if watch_rollout else ("operator_url",)
     operator = connect(deployment, needs=needs, optional=("table",))
     result = operator.start(loaded.spec)
-    check_started(result, loaded.source)
+    check_started(result, loaded)
     if not watch_rollout:
         if watching.json_output:
             print_json(result)
@@ -97,21 +105,71 @@ def watch_to_end(ctx: typer.Context, operator: Operator, rollout_id: str, watchi
     exit_with(document["exit_code"])
 
 
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+
+
+def _print_yaml(document: Any) -> None:
+    import yaml
+
+    text = yaml.safe_dump(json.loads(json.dumps(document, default=str)), sort_keys=False, allow_unicode=True)
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 @stack_options()
 def status(
     rollout_id: Annotated[str, typer.Argument(help="Rollout ID (from start or list).", show_default=False)],
-    json_output: JsonOpt = False,
+    output: Annotated[
+        OutputFormat | None,
+        typer.Option("--output", "-o", case_sensitive=False, help="table (default), json or yaml."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
     failed_limit: Annotated[int, typer.Option("--failed", min=0, help="List at most this many failed nodes.")] = 50,
     *,
     deployment: Deployment,
 ) -> None:
-    """Show a rollout: state, counts by status, waves, budget, failed nodes."""
+    """Show a rollout: state, counts by status, waves, budget, failed nodes (failures first)."""
+    if json_output and output not in (None, OutputFormat.JSON):
+        raise CliError(ExitCode.USAGE, f"--json and --output {output.value} ask for two formats: give one")
+    chosen = OutputFormat.JSON if json_output else output or OutputFormat.TABLE
     operator = connect(deployment, needs=("table",))
     document = rollout_document(operator.view(rollout_id), failed_limit=failed_limit)
-    if json_output:
+    if chosen is OutputFormat.JSON:
         print_json(document)
+    elif chosen is OutputFormat.YAML:
+        _print_yaml(document)
     else:
         show(stdout(), summary_renderables(document))
+
+
+@stack_options()
+def report(
+    ctx: typer.Context,
+    rollout_id: Annotated[str, typer.Argument(help="Rollout ID (from start or list).", show_default=False)],
+    html_file: Annotated[
+        Path | None, typer.Option("--html", metavar="FILE", help="Write the self-contained HTML report here.")
+    ] = None,
+    json_output: JsonOpt = False,
+    *,
+    deployment: Deployment,
+) -> None:
+    """The report of a rollout in the deployed ledger, as HTML (--html FILE) and/or JSON (--json).
+
+    The page simulate writes: timeline, wave verdicts, budget, failures first with links to their output.
+    """
+    if html_file is None and not json_output:
+        raise CliError(ExitCode.USAGE, "say what to write: --html FILE, --json, or both")
+    check_report_path(html_file)
+    operator = connect(deployment, needs=("table",))
+    document = rollout_document(operator.view(rollout_id))
+    if html_file is not None:
+        write_report(html_file, document)
+        note(f"report written to {html_file}")
+    if json_output:
+        print_json(document)
 
 
 @stack_options()

@@ -271,6 +271,10 @@ def plan_renderables(doc: Mapping[str, Any], *, ids_shown: int = 3) -> list[Rend
             listed,
         )
     out.append(table)
+    if doc.get("schedule"):
+        from fleetwave_local.cli.authoring import schedule_line
+
+        out.append(Text(schedule_line(doc["schedule"])))
     if doc["dropped_marks"]:
         out.append(Text(f"marks that add no target (dropped): {', '.join(doc['dropped_marks'])}", style="yellow"))
     if doc["deferred"]:

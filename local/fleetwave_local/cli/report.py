@@ -1,19 +1,23 @@
 """A self-contained HTML report of one rollout, drawn from its result document (see ``document``).
 
 One file, inline CSS and inline SVG, no script, no font or image fetched: it opens in a browser with no network.
-Every piece of text from the document goes through ``html.escape``.
+Every piece of text from the document goes through ``html.escape`` (``cli.html``); the failures and what a halt
+stopped are ``cli.failures``. The only URLs are links a person may follow to a failed node's output.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fleetwave.core.status import InvocationStatus
 
 from fleetwave_local.cli.document import format_duration
+from fleetwave_local.cli.errors import CliError, ExitCode
+from fleetwave_local.cli.failures import failures_html, stopped_html, wave_verdict
+from fleetwave_local.cli.html import escape, table
 
 STATUS_COLORS: Mapping[str, str] = {
     InvocationStatus.SUCCESS.value: "#2e9e44",
@@ -57,12 +61,9 @@ border-bottom:1px solid #eee;vertical-align:top}th{background:#f6f6f6}td.num,th.
 code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
 svg{display:block;margin:.5rem 0;max-width:100%;height:auto}svg text{font-family:inherit;font-size:12px}
 .legend span{display:inline-block;margin-right:1rem;font-size:.85rem}
+details{margin:.5rem 0}summary{cursor:pointer;color:#444}a{color:#1f5fae}
 .legend i{display:inline-block;width:.8rem;height:.8rem;margin-right:.3rem;vertical-align:-1px;border-radius:2px}
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -72,7 +73,7 @@ def _time(value: str | None) -> datetime | None:
 def _legend(items: Sequence[tuple[str, str]]) -> str:
     return (
         '<div class="legend">'
-        + "".join(f'<span><i style="background:{_e(color)}"></i>{_e(label)}</span>' for label, color in items)
+        + "".join(f'<span><i style="background:{escape(color)}"></i>{escape(label)}</span>' for label, color in items)
         + "</div>"
     )
 
@@ -119,7 +120,7 @@ class _TimeAxis:
             parts.append(
                 f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="#e4e4e4"/>'
                 f'<text x="{x:.1f}" y="{bottom + 14:.1f}" text-anchor="middle" fill="#666">'
-                f"{_e(_tick_label(at))}</text>"
+                f"{escape(_tick_label(at))}</text>"
             )
             at += step
         return "".join(parts)
@@ -155,7 +156,7 @@ def timeline_svg(doc: Mapping[str, Any]) -> str:
     for position, wave in enumerate(waves):
         y = top + position * row + 6
         label = f"wave {wave['index']} ({wave['size']})"
-        parts.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{_e(label)}</text>')
+        parts.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{escape(label)}</text>')
         begun, finished = _time(wave.get("started_at")), _time(wave.get("completed_at"))
         state = wave["state"]
         if begun is None:
@@ -169,7 +170,7 @@ def timeline_svg(doc: Mapping[str, Any]) -> str:
         tip += f"+{format_duration((run_end - start).total_seconds())}"
         parts.append(
             f'<rect x="{x1:.1f}" y="{y}" width="{max(x2 - x1, 2):.1f}" height="18" rx="2" '
-            f'fill="{PHASE_COLORS[phase]}"><title>{_e(tip)}</title></rect>'
+            f'fill="{PHASE_COLORS[phase]}"><title>{escape(tip)}</title></rect>'
         )
         if finished is not None and not stopped:
             following = waves[position + 1] if position + 1 < len(waves) else None
@@ -180,7 +181,7 @@ def timeline_svg(doc: Mapping[str, Any]) -> str:
                 bake_tip = f"wave {wave['index']} baking {format_duration((bake_end - finished).total_seconds())}"
                 parts.append(
                     f'<rect x="{b1:.1f}" y="{y + 3}" width="{max(b2 - b1, 1):.1f}" height="12" rx="2" '
-                    f'fill="{PHASE_COLORS["baking"]}"><title>{_e(bake_tip)}</title></rect>'
+                    f'fill="{PHASE_COLORS["baking"]}"><title>{escape(bake_tip)}</title></rect>'
                 )
     if ended is not None:
         x = axis.x(ended)
@@ -189,7 +190,7 @@ def timeline_svg(doc: Mapping[str, Any]) -> str:
             f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{top + row * len(waves)}" stroke="{color}" '
             f'stroke-width="2" stroke-dasharray="4 3"/>'
             f'<text x="{x:.1f}" y="{top - 8}" text-anchor="end" fill="{color}" '
-            f'font-weight="600">{_e(doc["state"])}</text>'
+            f'font-weight="600">{escape(doc["state"])}</text>'
         )
     parts.append("</svg>")
     legend = _legend(
@@ -217,7 +218,7 @@ def status_chart_svg(doc: Mapping[str, Any]) -> str:
     for position, wave in enumerate(waves):
         y = 10 + position * row
         name = f"wave {wave['index']}"
-        parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{_e(name)}</text>')
+        parts.append(f'<text x="{left - 8}" y="{y + 14}" text-anchor="end">{escape(name)}</text>')
         x = float(left)
         scale = width / largest
         for status, count in wave["counts"].items():
@@ -227,7 +228,7 @@ def status_chart_svg(doc: Mapping[str, Any]) -> str:
             present[status] = color
             parts.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{count * scale:.1f}" height="20" fill="{color}">'
-                f"<title>{_e(f'{name}: {status} {count}')}</title></rect>"
+                f"<title>{escape(f'{name}: {status} {count}')}</title></rect>"
             )
             x += count * scale
         recorded = sum(wave["counts"].values())
@@ -236,11 +237,11 @@ def status_chart_svg(doc: Mapping[str, Any]) -> str:
             present["not dispatched"] = NOT_DISPATCHED
             parts.append(
                 f'<rect x="{x:.1f}" y="{y}" width="{rest * scale:.1f}" height="20" fill="{NOT_DISPATCHED}" '
-                f'stroke="#ccc"><title>{_e(f"{name}: not dispatched {rest}")}</title></rect>'
+                f'stroke="#ccc"><title>{escape(f"{name}: not dispatched {rest}")}</title></rect>'
             )
             x += rest * scale
         done = f"{wave['counts'].get('Success', 0)}/{wave['size']} succeeded"
-        parts.append(f'<text x="{x + 6:.1f}" y="{y + 14}" fill="#444">{_e(done)}</text>')
+        parts.append(f'<text x="{x + 6:.1f}" y="{y + 14}" fill="#444">{escape(done)}</text>')
     parts.append("</svg>")
     return "".join(parts) + _legend(list(present.items()))
 
@@ -260,7 +261,7 @@ def budget_svg(doc: Mapping[str, Any]) -> str:
         f'<rect x="{left}" y="10" width="{width}" height="20" fill="#f1f1f1" stroke="#ddd"/>',
         f'<rect x="{left}" y="10" width="{width * used / top_of_scale:.1f}" height="20" fill="{color}"/>',
         f'<line x1="{mark:.1f}" y1="4" x2="{mark:.1f}" y2="36" stroke="#222" stroke-width="2"/>',
-        f'<text x="{left + width + 8}" y="24">{_e(f"used {used}, allowed {allowed}")}</text>',
+        f'<text x="{left + width + 8}" y="24">{escape(f"used {used}, allowed {allowed}")}</text>',
         "</svg>",
     ]
     history = budget.get("history") or []
@@ -288,24 +289,14 @@ def budget_svg(doc: Mapping[str, Any]) -> str:
             'aria-label="budget used over time">',
             axis.ticks(plot_top, plot_top + plot_height),
             f'<text x="{left - 8}" y="{plot_top + plot_height}" text-anchor="end">0</text>',
-            f'<text x="{left - 8}" y="{allowed_y + 4:.1f}" text-anchor="end">{_e(f"allowed {allowed}")}</text>',
+            f'<text x="{left - 8}" y="{allowed_y + 4:.1f}" text-anchor="end">{escape(f"allowed {allowed}")}</text>',
             f'<polyline fill="none" stroke="#2f7fd6" stroke-width="2.5" points="{" ".join(points)}"/>',
             f'<line x1="{left}" y1="{allowed_y:.1f}" x2="{left + width}" y2="{allowed_y:.1f}" stroke="#d62f2f" '
             'stroke-width="1.5" stroke-dasharray="6 4"/>',
-            f'<text x="{left + width + 8}" y="{y_of(previous) + 4:.1f}">{_e(f"used {previous}")}</text>',
+            f'<text x="{left + width + 8}" y="{y_of(previous) + 4:.1f}">{escape(f"used {previous}")}</text>',
             "</svg>",
         ]
     return "".join(parts)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Sequence[int] = ()) -> str:
-    def cell(tag: str, index: int, value: Any) -> str:
-        css = ' class="num"' if index in numeric else ""
-        return f"<{tag}{css}>{_e(value)}</{tag}>"
-
-    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def render_report(doc: Mapping[str, Any]) -> str:
@@ -315,7 +306,8 @@ def render_report(doc: Mapping[str, Any]) -> str:
     facts = [
         ("targets", doc["target_count"]),
         ("succeeded", counts.get("Success", 0)),
-        ("not succeeded", doc["failed_total"]),
+        ("failed", doc["failed_total"] - doc.get("stopped_total", 0)),
+        ("cancelled or terminated", doc.get("stopped_total", 0)),
         ("skipped", doc["skipped_count"]),
         ("budget", f"{doc['budget']['used']} of {doc['budget']['allowed']} used"),
         ("waves", len(doc["waves"])),
@@ -333,17 +325,20 @@ def render_report(doc: Mapping[str, Any]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
+        f"<title>{escape(title)}</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>{_e(doc['spec'])} "
-        f'<span class="state" style="background:{STATE_COLORS.get(state, "#2f7fd6")}">{_e(state)}</span></h1>',
-        f'<p class="muted">rollout <code>{_e(doc["rollout_id"])}</code> · document '
-        f"<code>{_e(document.get('name', ''))}</code> version {_e(document.get('version', ''))} · started "
-        f"{_e(doc.get('started_at') or '-')} · ended {_e(doc.get('ended_at') or '-')}</p>",
+        f"<h1>{escape(doc['spec'])} "
+        f'<span class="state" style="background:{STATE_COLORS.get(state, "#2f7fd6")}">{escape(state)}</span></h1>',
+        f'<p class="muted">rollout <code>{escape(doc["rollout_id"])}</code> · document '
+        f"<code>{escape(document.get('name', ''))}</code> version {escape(document.get('version', ''))} · started "
+        f"{escape(doc.get('started_at') or '-')} · ended {escape(doc.get('ended_at') or '-')}</p>",
     ]
     if doc.get("reason"):
-        out.append(f"<p><b>Reason:</b> {_e(doc['reason'])}</p>")
-    out.append('<div class="facts">' + "".join(f"<div>{_e(k)}<b>{_e(v)}</b></div>" for k, v in facts) + "</div>")
+        out.append(f"<p><b>Reason:</b> {escape(doc['reason'])}</p>")
+    out.append(
+        '<div class="facts">' + "".join(f"<div>{escape(k)}<b>{escape(v)}</b></div>" for k, v in facts) + "</div>"
+    )
+    out.append(failures_html(doc))
     out.append("<h2>Timeline</h2>" + timeline_svg(doc))
     out.append("<h2>Status by wave</h2>" + status_chart_svg(doc))
     wave_rows = [
@@ -353,15 +348,15 @@ def render_report(doc: Mapping[str, Any]) -> str:
             w["max_concurrency"],
             w["dispatched"],
             ", ".join(f"{k} {v}" for k, v in w["counts"].items() if v) or "-",
-            w["state"],
+            wave_verdict(w),
             w.get("started_at") or "-",
             w.get("completed_at") or "-",
         )
         for w in doc["waves"]
     ]
     out.append(
-        _table(
-            ("wave", "size", "concurrency", "dispatched", "by status", "state", "started", "finished"),
+        table(
+            ("wave", "size", "concurrency", "dispatched", "by status", "verdict", "started", "finished"),
             wave_rows,
             numeric=(0, 1, 2, 3),
         )
@@ -369,29 +364,13 @@ def render_report(doc: Mapping[str, Any]) -> str:
     budget = doc["budget"]
     out.append(
         "<h2>Error budget</h2>"
-        + f'<p class="muted">Counts {_e(", ".join(budget["statuses"]))}; one error past the allowance halts the '
+        + f'<p class="muted">Counts {escape(", ".join(budget["statuses"]))}; one error past the allowance halts the '
         "rollout.</p>" + budget_svg(doc)
     )
-    failed = doc["failed_instances"]
-    out.append(f"<h2>Instances that did not succeed ({_e(doc['failed_total'])})</h2>")
-    if failed:
-        out.append(
-            _table(
-                ("instance", "wave", "status", "status details", "command", "output"),
-                [
-                    (f["instance_id"], f["wave"], f["status"], f["status_details"], f["command_id"], f["output_url"])
-                    for f in failed
-                ],
-                numeric=(1,),
-            )
-        )
-        if doc["failed_total"] > len(failed):
-            out.append(f'<p class="muted">{_e(doc["failed_total"] - len(failed))} more not listed.</p>')
-    else:
-        out.append('<p class="muted">None.</p>')
+    out.append(stopped_html(doc))
     if doc["skipped"]:
-        out.append(f"<h2>Skipped nodes ({_e(len(doc['skipped']))})</h2>")
-        out.append(_table(("instance", "reason"), [(s["instance_id"], s["reason"]) for s in doc["skipped"]]))
+        out.append(f"<h2>Skipped nodes ({escape(len(doc['skipped']))})</h2>")
+        out.append(table(("instance", "reason"), [(s["instance_id"], s["reason"]) for s in doc["skipped"]]))
     calls = doc.get("api_calls")
     if calls:
         rows = [
@@ -400,15 +379,33 @@ def render_report(doc: Mapping[str, Any]) -> str:
             for operation, n in operations.items()
         ]
         rows.sort(key=lambda r: (-int(r[2]), r[0], r[1]))
-        out.append(f"<h2>AWS API calls ({_e(calls['total'])})</h2>")
-        out.append(_table(("service", "operation", "calls"), rows, numeric=(2,)))
+        out.append(f"<h2>AWS API calls ({escape(calls['total'])})</h2>")
+        out.append(table(("service", "operation", "calls"), rows, numeric=(2,)))
     fleet = doc.get("fleet")
     if fleet:
         rates = ", ".join(f"{k} {v:g}" for k, v in fleet.get("rates", {}).items() if v) or "none"
         out.append(
-            "<h2>Simulation</h2>" + f"<p>Fleet {_e(fleet.get('size'))} nodes tagged {_e(fleet.get('tags'))}, "
-            f"{_e(fleet.get('explicit_instance_ids'))} explicit IDs; seed {_e(doc.get('seed'))}; "
-            f"failure rates: {_e(rates)}.</p>"
+            "<h2>Simulation</h2>" + f"<p>Fleet {escape(fleet.get('size'))} nodes tagged {escape(fleet.get('tags'))}, "
+            f"{escape(fleet.get('explicit_instance_ids'))} explicit IDs; seed {escape(doc.get('seed'))}; "
+            f"failure rates: {escape(rates)}.</p>"
         )
-    out.append(f'<p class="muted">fleetwave report · {_e(doc.get("schema", ""))}</p></body></html>')
+    out.append(f'<p class="muted">fleetwave report · {escape(doc.get("schema", ""))}</p></body></html>')
     return "\n".join(out)
+
+
+def check_report_path(report: Path | None) -> None:
+    """Refuse, before any work, a report path that cannot be written (exit 73)."""
+    if report is None:
+        return
+    parent = report.parent if str(report.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(ExitCode.CANT_CREATE, f"{report}: cannot write the report: {parent} is not a directory")
+    if report.is_dir():
+        raise CliError(ExitCode.CANT_CREATE, f"{report}: cannot write the report: it is a directory")
+
+
+def write_report(report: Path, document: Mapping[str, Any]) -> None:
+    try:
+        report.write_text(render_report(document), encoding="utf-8")
+    except OSError as error:
+        raise CliError(ExitCode.CANT_CREATE, f"{report}: cannot write the report: {error.strerror or error}") from None

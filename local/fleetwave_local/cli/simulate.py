@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fleetwave.constants import MAX_IDS_PER_COMMAND
+from fleetwave.core.notifications.common import OutputLocation
 from fleetwave.core.spec import RolloutSpec
 from fleetwave.errors import SpecRejectedError
 
@@ -20,7 +21,7 @@ from fleetwave_local.cli.document import RolloutView, api_calls_document, iso, r
 from fleetwave_local.cli.errors import CliError, ExitCode
 from fleetwave_local.cli.planning import plan_with_deps
 from fleetwave_local.cli.runtime import functions_runtime
-from fleetwave_local.cli.specs import check_started
+from fleetwave_local.cli.specs import LoadedSpec, check_started
 
 if TYPE_CHECKING:
     from fleetwave_local.twin import Snapshot, Twin
@@ -153,7 +154,7 @@ def simulate(
         result = twin.start(spec.model_dump(mode="json"))
         if result.get("rejected"):
             raise SpecRejectedError(list(result.get("problems", [])))
-        check_started(result, source)
+        check_started(result, LoadedSpec(spec=spec, source=source))
         if on_start:
             on_start(result)
         rollout_id = result["rollout_id"]
@@ -185,6 +186,7 @@ def simulate(
             waves=twin.reader.plans.waves(rollout_id),
             skipped=twin.reader.plans.skipped(rollout_id),
             failed=twin.reader.invocations.failed(rollout_id),
+            location=OutputLocation.of(spec.output, rollout.document_name, twin.sim.region),
         )
         document = rollout_document(view)
         final = twin.clock.now()

@@ -14,15 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fleetwave.core.model import Rollout, RolloutState, Wave
 from fleetwave.core.spec import OutputSpec
-from fleetwave.core.status import InvocationStatus
+from fleetwave.core.status import HALT_CONSEQUENCES, InvocationStatus
 from fleetwave.core.summary import FailedInvocation
 
 # Deterministic event IDs: the same ledger change always gets the same ID, so subscribers can deduplicate.
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a4e-9d1b-5c3e-8a7f-0b1e2d3c4f50")
 
 FINISHED_STATES = frozenset({RolloutState.SUCCEEDED, RolloutState.COMPLETED_WITH_ERRORS})
-# A halt's consequences: listed after the failures that caused it.
-_CONSEQUENCES = frozenset({InvocationStatus.CANCELLED, InvocationStatus.TERMINATED})
 # The order a person reads counts in: outcomes first, the good one first; what is still open last.
 _DISPLAY_ORDER = (
     InvocationStatus.SUCCESS,
@@ -191,7 +189,7 @@ def top_failed(
     spending = frozenset(budget_statuses)
 
     def rank(item: FailedInvocation) -> tuple[int, int, str]:
-        group = 0 if item.status in spending else 2 if item.status in _CONSEQUENCES else 1
+        group = 0 if item.status in spending else 2 if item.status in HALT_CONSEQUENCES else 1
         return group, item.wave, item.instance_id
 
     return sorted(failed, key=rank)[:limit]
